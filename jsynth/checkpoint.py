@@ -1,0 +1,77 @@
+"""A thin wrapper over ``orbax.checkpoint.CheckpointManager``.
+
+Each checkpoint holds the state pytree (restored bitwise, onto any device count, through an
+abstract target that carries the wanted shardings) and a small JSON of metadata: the config and
+the data position. No pickle. Saves are asynchronous; ``wait`` before reading or exiting.
+"""
+from __future__ import annotations
+
+import logging
+import os
+
+import orbax.checkpoint as ocp
+
+log = logging.getLogger(__name__)
+
+
+class CheckpointError(RuntimeError):
+    """No readable checkpoint where one was expected."""
+
+
+class Checkpointer:
+    """Saves and restores (state, metadata) under ``directory`` (made absolute)."""
+
+    def __init__(self, directory: str, max_to_keep: int = 3):
+        self.directory = os.path.abspath(directory)
+        options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True)
+        self._manager = ocp.CheckpointManager(self.directory, options=options)
+
+    def steps(self) -> list[int]:
+        return sorted(self._manager.all_steps())
+
+    def latest_step(self) -> int | None:
+        steps = self.steps()
+        return steps[-1] if steps else None
+
+    def save(self, step: int, state, metadata: dict) -> None:
+        self._manager.save(step, args=ocp.args.Composite(
+            state=ocp.args.StandardSave(state), metadata=ocp.args.JsonSave(metadata)), force=True)
+
+    def restore_metadata(self, step: int) -> dict:
+        return self._manager.restore(step, args=ocp.args.Composite(
+            metadata=ocp.args.JsonRestore()))["metadata"]
+
+    def restore(self, step: int, abstract_state):
+        """(state, metadata) of ``step``; ``abstract_state`` gives shapes, dtypes and shardings."""
+        restored = self._manager.restore(step, args=ocp.args.Composite(
+            state=ocp.args.StandardRestore(abstract_state), metadata=ocp.args.JsonRestore()))
+        return restored["state"], restored["metadata"]
+
+    def restore_latest(self, abstract_state):
+        """(state, metadata, step) of the newest readable checkpoint, or None if there is none.
+
+        A checkpoint that fails to read (a corrupt or truncated file) is reported and skipped in
+        favour of the one before it, so a damaged latest save costs only the steps since then.
+        """
+        failures = []
+        for step in reversed(self.steps()):
+            try:
+                state, metadata = self.restore(step, abstract_state)
+            except Exception as error:  # orbax/tensorstore raise many types for damaged files
+                message = f"checkpoint at step {step} in {self.directory} is unreadable ({type(error).__name__}: {str(error)[:300]})"
+                log.warning("%s; trying the previous one", message)
+                print(f"warning: {message}; trying the previous one", flush=True)
+                failures.append(message)
+                continue
+            return state, metadata, step
+        if failures:
+            raise CheckpointError("no readable checkpoint: " + "; ".join(failures) +
+                                  ". Move the workdir's checkpoints/ away to start afresh.")
+        return None
+
+    def wait(self) -> None:
+        self._manager.wait_until_finished()
+
+    def close(self) -> None:
+        self._manager.wait_until_finished()
+        self._manager.close()

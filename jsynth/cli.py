@@ -1,0 +1,103 @@
+"""The ``jsynth`` command line: parse, build a config, make one library call per command."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+import jsynth  # noqa: F401  (one host device per core, before jax is imported)
+
+# Errors a user can fix (their messages say how); anything else is a bug and keeps its traceback.
+# ConfigError, DataError, WorkdirError and SampleOutputError are ValueErrors,
+# NonFiniteLossError a FloatingPointError.
+USER_ERRORS = (ValueError, FileNotFoundError, FloatingPointError)
+
+
+def _train(args) -> None:
+    from jsynth import configs
+    from jsynth.train import loop
+
+    config = configs.TrainConfig(model=args.model, data=args.data, conditional=args.conditional)
+    explicit = {k: v for k, v in (("steps", args.steps), ("batch_size", args.batch_size),
+                                  ("seed", args.seed), ("checkpoint_every", args.checkpoint_every))
+                if v is not None}
+    config = configs.with_overrides(configs.replace(config, **explicit), args.set or [])
+    if args.dry_run:
+        print(json.dumps(loop.describe(loop.prepare(config)), indent=2))
+        return
+    loop.run(config, args.workdir)
+    print(f"trained {config.model} to step {configs.resolve(config).steps} in {args.workdir}")
+
+
+def _sample(args) -> None:
+    from jsynth.generate import sample_to_disk
+
+    manifest = sample_to_disk(args.workdir, args.out, num=args.num, batch_size=args.batch_size,
+                              seed=args.seed, label=args.label, fmt=args.format,
+                              shard_size=args.shard_size, use_ema=not args.no_ema)
+    print(f"wrote {manifest['num']} samples in {len(manifest['shards'])} shards to {args.out}")
+
+
+def _quickstart(args) -> None:
+    from jsynth.quickstart import quickstart
+
+    summary = quickstart(args.workdir)
+    print(summary)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="jsynth", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    quick = commands.add_parser("quickstart", help="train a small GAN and VAE on the bundled digits")
+    quick.add_argument("--workdir", default="quickstart")
+    quick.set_defaults(run=_quickstart)
+
+    train = commands.add_parser("train", help="train (or resume) a model in a workdir")
+    train.add_argument("--model", required=True, help="mlpgan, dcgan, mlpvae or convvae")
+    train.add_argument("--data", default="digits", help="digits | mnist:DIR | npz:PATH | folder:DIR")
+    train.add_argument("--workdir", required=True)
+    train.add_argument("--conditional", action="store_true", help="class-conditional model")
+    train.add_argument("--steps", type=int)
+    train.add_argument("--batch-size", type=int)
+    train.add_argument("--seed", type=int)
+    train.add_argument("--checkpoint-every", type=int)
+    train.add_argument("--set", action="append", metavar="KEY=VALUE",
+                       help="any config field, e.g. --set learning_rate=1e-3 (repeatable)")
+    train.add_argument("--dry-run", action="store_true", help="print the resolved plan and exit")
+    train.set_defaults(run=_train)
+
+    sample = commands.add_parser("sample", help="write samples of a trained run to disk")
+    sample.add_argument("--workdir", required=True)
+    sample.add_argument("--num", type=int, required=True)
+    sample.add_argument("--out", required=True)
+    sample.add_argument("--batch-size", type=int, default=256)
+    sample.add_argument("--seed", type=int, default=0)
+    sample.add_argument("--label", type=int, help="one class for every sample (default: balanced)")
+    sample.add_argument("--format", choices=("npz", "png"), default="npz")
+    sample.add_argument("--shard-size", type=int)
+    sample.add_argument("--no-ema", action="store_true", help="use the raw generator weights")
+    sample.set_defaults(run=_sample)
+    return parser
+
+
+def _checkpoint_error():
+    from jsynth.checkpoint import CheckpointError
+    return CheckpointError
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.run(args)
+    except USER_ERRORS + (_checkpoint_error(),) as error:
+        print(f"jsynth {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"jsynth {args.command}: interrupted; rerun the same command to continue", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,190 @@
+"""Frozen, validated training configs and named presets.
+
+A ``TrainConfig`` is plain data: it is written to ``WORKDIR/config.json``, compared on resume, and
+never enters jitted code (factories in ``jsynth.builders`` read the fields they need). Fields left
+``None`` take the model's default when the config is resolved (``resolve``), so the config.json
+of a run always holds concrete values.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import typing
+
+# Model name -> family. The families decide the train step and what a sample is.
+MODEL_FAMILIES = {"mlpgan": "gan", "dcgan": "gan", "mlpvae": "vae", "convvae": "vae"}
+OPTIMIZERS = ("adam", "adamw", "sgd")
+SCHEDULES = ("constant", "cosine", "warmup_cosine")
+LIKELIHOODS = ("bernoulli", "gaussian")
+COMPUTE_DTYPES = ("float32", "bfloat16")
+
+# Per-model defaults for the None fields: width, latent_dim, learning_rate, b1.
+_MODEL_DEFAULTS = {
+    "mlpgan": dict(width=128, latent_dim=100, learning_rate=2e-4, b1=0.5),
+    "dcgan": dict(width=64, latent_dim=100, learning_rate=2e-4, b1=0.5),
+    "mlpvae": dict(width=400, latent_dim=20, learning_rate=1e-3, b1=0.9),
+    "convvae": dict(width=32, latent_dim=20, learning_rate=1e-3, b1=0.9),
+}
+
+# Fields that change nothing a step computes: they may differ between a run and its resumption.
+OPERATIONAL_FIELDS = ("steps", "checkpoint_every", "max_to_keep", "log_every", "sample_every",
+                      "num_devices", "progress")
+
+
+class ConfigError(ValueError):
+    """A config value a user got wrong; the message says which and what is allowed."""
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    model: str = "dcgan"
+    data: str = "digits"
+    conditional: bool = False
+    steps: int = 2000
+    batch_size: int = 64
+    seed: int = 0
+    # Architecture.
+    width: int | None = None         # hidden units (MLPs) or base channels (conv nets)
+    latent_dim: int | None = None
+    dropout: float = 0.0             # discriminator dropout
+    likelihood: str = "bernoulli"    # VAE decoder
+    beta: float = 1.0                # VAE: weight of the KL term
+    image_size: int | None = None    # resize folder: images to this square size
+    compute_dtype: str = "float32"   # parameters stay float32
+    # Optimisation.
+    optimizer: str = "adam"
+    learning_rate: float | None = None
+    b1: float | None = None
+    b2: float = 0.999
+    weight_decay: float = 0.0
+    schedule: str = "constant"
+    warmup_steps: int = 0
+    schedule_steps: int | None = None  # length of the decay; fixed at resolve so runs can be extended
+    ema_decay: float = 0.999           # GAN: EMA of the generator weights (what samples come from)
+    # Operation.
+    checkpoint_every: int = 500
+    max_to_keep: int = 3
+    log_every: int = 50
+    sample_every: int = 500
+    num_devices: int | None = None   # None: every device
+    progress: bool = True
+
+    def __post_init__(self):
+        _check(self.model in MODEL_FAMILIES, "model", self.model, f"one of {sorted(MODEL_FAMILIES)}")
+        _check(self.optimizer in OPTIMIZERS, "optimizer", self.optimizer, f"one of {OPTIMIZERS}")
+        _check(self.schedule in SCHEDULES, "schedule", self.schedule, f"one of {SCHEDULES}")
+        _check(self.likelihood in LIKELIHOODS, "likelihood", self.likelihood, f"one of {LIKELIHOODS}")
+        _check(self.compute_dtype in COMPUTE_DTYPES, "compute_dtype", self.compute_dtype,
+               f"one of {COMPUTE_DTYPES}")
+        for name in ("steps", "batch_size", "checkpoint_every", "max_to_keep", "log_every", "sample_every"):
+            _check(getattr(self, name) > 0, name, getattr(self, name), "a positive integer")
+        for name in ("width", "latent_dim", "image_size", "num_devices", "schedule_steps"):
+            value = getattr(self, name)
+            _check(value is None or value > 0, name, value, "a positive integer")
+        _check(self.seed >= 0, "seed", self.seed, "a non-negative integer")
+        _check(0.0 <= self.dropout < 1.0, "dropout", self.dropout, "in [0, 1)")
+        _check(0.0 <= self.ema_decay < 1.0, "ema_decay", self.ema_decay, "in [0, 1)")
+        _check(self.beta >= 0, "beta", self.beta, "non-negative")
+        _check(self.learning_rate is None or self.learning_rate > 0, "learning_rate",
+               self.learning_rate, "positive")
+        _check(self.warmup_steps >= 0, "warmup_steps", self.warmup_steps, "non-negative")
+
+    @property
+    def family(self) -> str:
+        return MODEL_FAMILIES[self.model]
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
+
+
+def replace(config: TrainConfig, **changes) -> TrainConfig:
+    """``dataclasses.replace`` (validated again by ``__post_init__``)."""
+    return dataclasses.replace(config, **changes)
+
+
+def _check(ok: bool, name: str, value, allowed: str) -> None:
+    if not ok:
+        raise ConfigError(f"config field {name}={value!r} is invalid: expected {allowed}")
+
+
+def resolve(config: TrainConfig) -> TrainConfig:
+    """Fills the None fields with the model's defaults (so config.json is fully concrete)."""
+    defaults = dict(_MODEL_DEFAULTS[config.model], schedule_steps=config.steps)
+    filled = {k: v for k, v in defaults.items() if getattr(config, k) is None}
+    return dataclasses.replace(config, **filled)
+
+
+def from_json(text: str) -> TrainConfig:
+    """The inverse of ``TrainConfig.to_json``; unknown keys are an error (a newer/older jsynth)."""
+    values = json.loads(text)
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(f"config.json has fields this jsynth does not know: {unknown}")
+    return TrainConfig(**values)
+
+
+def differences(saved: TrainConfig, requested: TrainConfig) -> dict[str, tuple]:
+    """Fields (other than operational ones) whose values differ: {name: (saved, requested)}."""
+    out = {}
+    for field in dataclasses.fields(TrainConfig):
+        if field.name in OPERATIONAL_FIELDS:
+            continue
+        a, b = getattr(saved, field.name), getattr(requested, field.name)
+        if a != b:
+            out[field.name] = (a, b)
+    return out
+
+
+def with_overrides(config: TrainConfig, assignments: list[str]) -> TrainConfig:
+    """Applies ``KEY=VALUE`` strings (from ``--set``), parsing each value by the field's type."""
+    hints = typing.get_type_hints(TrainConfig)
+    changes = {}
+    for item in assignments:
+        key, sep, raw = item.partition("=")
+        if not sep:
+            raise ConfigError(f"--set expects KEY=VALUE, got {item!r}")
+        if key not in hints:
+            raise ConfigError(f"unknown config field {key!r}; valid fields: {sorted(hints)}")
+        changes[key] = _parse(raw, hints[key], key)
+    return dataclasses.replace(config, **changes)
+
+
+def _parse(raw: str, hint, key: str):
+    types = [t for t in typing.get_args(hint) if t is not type(None)] or [hint]
+    if raw.lower() in ("none", "null") and type(None) in typing.get_args(hint):
+        return None
+    kind = types[0]
+    try:
+        if kind is bool:
+            if raw.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                raise ValueError(raw)
+            return raw.lower() in ("true", "1", "yes")
+        return kind(raw)
+    except ValueError:
+        raise ConfigError(f"--set {key}={raw!r}: expected a {kind.__name__}") from None
+
+
+# ---- presets: plain functions returning configs -------------------------------------------
+
+def tiny(model: str = "dcgan", **overrides) -> TrainConfig:
+    """A seconds-long config for tests: tiny widths, few steps, frequent checkpoints."""
+    widths = {"mlpgan": 16, "dcgan": 4, "mlpvae": 16, "convvae": 4}
+    base = dict(model=model, steps=6, batch_size=16, width=widths[model], latent_dim=8,
+                checkpoint_every=3, log_every=2, sample_every=1000, progress=False)
+    base.update(overrides)
+    return TrainConfig(**base)
+
+
+def quickstart_gan() -> TrainConfig:
+    """Conditional DCGAN on the bundled 8x8 digits: recognisable digits in minutes on 2 cores."""
+    return TrainConfig(model="dcgan", data="digits", conditional=True, steps=3000, batch_size=64,
+                       width=32, latent_dim=32, learning_rate=5e-4, checkpoint_every=1000,
+                       sample_every=1000, log_every=100)
+
+
+def quickstart_vae() -> TrainConfig:
+    """Conditional MLP VAE on the bundled 8x8 digits."""
+    return TrainConfig(model="mlpvae", data="digits", conditional=True, steps=3000, batch_size=64,
+                       width=256, latent_dim=8, checkpoint_every=1000, sample_every=1000,
+                       log_every=100)

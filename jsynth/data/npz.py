@@ -1,0 +1,141 @@
+"""Images (and optional labels) from a numpy ``.npz`` archive.
+
+The archive holds ``x`` (required) and ``y`` (optional); other arrays are
+ignored. Loading never unpickles: object arrays are refused, because
+unpickling an untrusted file can run arbitrary code.
+
+Accepted images ``x``:
+  * shape (N, H, W) (grey) or (N, H, W, C) with C in {1, 3};
+  * uint8 -> divided by 255;
+  * bool -> 0.0 / 1.0 (binarised data);
+  * float with every value in [0, 1] -> used as is;
+  * float with values in [-1, 1] and some negative -> mapped to [0, 1] by
+    (x + 1) / 2, the inverse of the usual tanh output range. An array whose
+    values all lie in [0, 1] is always read as [0, 1], never as [-1, 1].
+Anything else (other integer types, NaN/inf, other ranges) raises DataError.
+"""
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from jsynth.data.dataset import Dataset
+from jsynth.data.errors import DataError
+
+
+def _open(path: Path) -> dict[str, np.ndarray]:
+    """Read x and y (when present) from the archive without unpickling."""
+    if not path.is_file():
+        raise DataError(f"npz file {path} does not exist; pass the path of a .npz archive.")
+    try:
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):
+            raise DataError(
+                f"{path} holds a single .npy array; expected a .npz archive with arrays "
+                "'x' (and optionally 'y'): np.savez(path, x=..., y=...)."
+            )
+        with loaded as archive:
+            if "x" not in archive.files:
+                raise DataError(
+                    f"npz file {path} has no array 'x'; it holds {sorted(archive.files)}. "
+                    "Save images as x (and labels as y): np.savez(path, x=..., y=...)."
+                )
+            return {key: archive[key] for key in ("x", "y") if key in archive.files}
+    except DataError:
+        raise
+    # ValueError covers "Object arrays cannot be loaded when allow_pickle=False"
+    # and files that are not numpy at all (numpy then assumes pickle and refuses);
+    # BadZipFile/OSError/EOFError cover corrupt or truncated archives.
+    except (ValueError, zipfile.BadZipFile, OSError, EOFError) as e:
+        raise DataError(
+            f"npz file {path} could not be read ({e}). It must be a numpy .npz archive of "
+            "plain numeric arrays (no object arrays: pickle is never loaded)."
+        ) from e
+
+
+def _images(x: np.ndarray, path: Path) -> np.ndarray:
+    """Validate x and return float32 NHWC images in [0, 1]."""
+    if x.ndim == 3:
+        x = x[..., None]
+    if x.ndim != 4 or x.shape[-1] not in (1, 3):
+        raise DataError(
+            f"npz file {path}: x must have shape (N, H, W) or (N, H, W, C) with C in "
+            f"{{1, 3}}, got {x.shape}."
+        )
+    if len(x) == 0:
+        raise DataError(f"npz file {path}: x holds no images.")
+    if x.dtype == np.uint8:
+        out = x.astype(np.float32)
+        out /= 255.0
+        return out
+    if x.dtype == np.bool_:
+        return x.astype(np.float32)
+    if not np.issubdtype(x.dtype, np.floating):
+        raise DataError(
+            f"npz file {path}: x has dtype {x.dtype}; expected uint8 (0..255) or float "
+            "in [0, 1] or [-1, 1]. Convert it before saving."
+        )
+    x = x.astype(np.float32)
+    if not np.isfinite(x).all():
+        raise DataError(f"npz file {path}: x contains NaN or infinite values.")
+    lo, hi = float(x.min()), float(x.max())
+    if lo >= 0.0 and hi <= 1.0:
+        return x
+    if lo >= -1.0 and hi <= 1.0:
+        return (x + 1.0) / 2.0
+    raise DataError(
+        f"npz file {path}: float x has range [{lo}, {hi}]; expected [0, 1] or [-1, 1]. "
+        "Rescale it, or save 0..255 pixels as uint8."
+    )
+
+
+def _labels(y: np.ndarray, n: int, path: Path) -> np.ndarray:
+    """Validate y and return int32 labels."""
+    if y.ndim != 1 or len(y) != n:
+        raise DataError(
+            f"npz file {path}: y must be 1-D with one label per image ({n},), got "
+            f"shape {y.shape}" + ("; flatten it with y.reshape(-1)." if y.size == n else ".")
+        )
+    if np.issubdtype(y.dtype, np.floating):
+        if not (np.isfinite(y).all() and np.array_equal(y, np.round(y))):
+            raise DataError(f"npz file {path}: y must hold whole-number class ids, "
+                            "found fractional or non-finite values.")
+    elif not np.issubdtype(y.dtype, np.integer):
+        raise DataError(f"npz file {path}: y has dtype {y.dtype}; expected integer class ids.")
+    if y.min() < 0 or y.max() > np.iinfo(np.int32).max:
+        raise DataError(
+            f"npz file {path}: class ids must be non-negative, found range "
+            f"[{y.min()}, {y.max()}]."
+        )
+    return y.astype(np.int32)
+
+
+def load_npz(path: str | Path) -> Dataset:
+    """Load images ``x`` and optional labels ``y`` from a .npz archive.
+
+    Args:
+      path: the archive (written with ``np.savez`` / ``np.savez_compressed``).
+
+    Returns:
+      A Dataset in [0, 1] (see the module docstring for the accepted forms);
+      labelled with num_classes = max(y) + 1 when y is present.
+
+    Raises:
+      DataError: unreadable archive, missing x, object arrays, unsupported
+        shapes, dtypes or value ranges, or labels that do not fit.
+    """
+    path = Path(path).expanduser()
+    arrays = _open(path)
+    images = _images(arrays["x"], path)
+    name = f"npz:{path}"
+    if "y" not in arrays:
+        return Dataset(images=images, labels=None, num_classes=0, name=name)
+    labels = _labels(arrays["y"], len(images), path)
+    num_classes = int(labels.max()) + 1
+    return Dataset(
+        images=images,
+        labels=labels,
+        num_classes=num_classes,
+        name=name,
+        class_names=tuple(str(i) for i in range(num_classes)),
+    )

@@ -1,0 +1,125 @@
+"""DCGAN generators and discriminator for 8x8, 16x16, 28x28, 32x32 and 64x64 images, grey or RGB.
+
+Two generator layouts, both exactly as defined in ``shared/bench-architectures.md``:
+
+* 28x28 ("TensorFlow tutorial" layout, ``dcgan28`` at width 64): Dense -> BatchNorm -> 7x7x(4w)
+  -> ConvTranspose(2w, 5x5, stride 1) -> ConvTranspose(w, 5x5, stride 2) -> ConvTranspose(C, 5x5,
+  stride 2) -> tanh, LeakyReLU(0.2) and BatchNorm between, no biases.
+* powers of two ("pytorch/examples" layout, ``dcgan64`` at width 64): z as 1x1xlatent ->
+  ConvTranspose(k4, VALID) to 4x4 -> stride-2 k4 ConvTransposes halving the channels -> C -> tanh,
+  BatchNorm + ReLU between, no biases. 8x8 has one upsampling, 64x64 has four.
+
+Class-conditional generators concatenate a one-hot code to z; the conditional discriminator adds a
+projection term <embed(y), features> to its logit (Miyato & Koyama 2018).
+BatchNorm momentum/epsilon follow PyTorch (0.1 / 1e-5), so running statistics mean the same thing.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from jsynth.models.mlp import one_hot_or_none
+
+BN_MOMENTUM = 0.9  # flax's momentum is 1 - PyTorch's
+BN_EPSILON = 1e-5
+SUPPORTED_SIZES = (8, 16, 28, 32, 64)
+
+
+def check_image_shape(image_shape) -> None:
+    """Raises ValueError unless the DCGAN layouts cover this (H, W, C)."""
+    h, w, c = image_shape
+    if h != w or h not in SUPPORTED_SIZES or c not in (1, 3):
+        raise ValueError(
+            f"DCGAN supports square images of size {SUPPORTED_SIZES} with 1 or 3 channels, got "
+            f"{h}x{w}x{c}; resize the data (folder: data takes --set image_size=N) or use mlpgan")
+
+
+def _upsamplings(size: int) -> int:
+    return int(math.log2(size // 4))
+
+
+class DCGANGenerator(nn.Module):
+    """z (B, latent) [+ labels] -> images (B, H, W, C) in [-1, 1]."""
+
+    image_shape: tuple[int, int, int]
+    width: int = 64
+    num_classes: int = 0
+    axis_name: str | None = None  # BatchNorm statistics averaged over this axis under shard_map/pmap
+    dtype: Any = jnp.float32
+
+    def _norm(self, train: bool):
+        return nn.BatchNorm(use_running_average=not train, momentum=BN_MOMENTUM, epsilon=BN_EPSILON,
+                            axis_name=self.axis_name, dtype=self.dtype)
+
+    @nn.compact
+    def __call__(self, z, labels=None, train: bool = False):
+        check_image_shape(self.image_shape)
+        size, _, channels = self.image_shape
+        h = z.astype(self.dtype)
+        code = one_hot_or_none(labels, self.num_classes, self.dtype)
+        if code is not None:
+            h = jnp.concatenate([h, code], axis=-1)
+        w = self.width
+        if size == 28:
+            h = nn.Dense(7 * 7 * 4 * w, use_bias=False, dtype=self.dtype)(h)
+            h = nn.leaky_relu(self._norm(train)(h), 0.2).reshape((-1, 7, 7, 4 * w))
+            for features, stride in ((2 * w, 1), (w, 2)):
+                h = nn.ConvTranspose(features, (5, 5), (stride, stride), padding="SAME",
+                                     use_bias=False, dtype=self.dtype)(h)
+                h = nn.leaky_relu(self._norm(train)(h), 0.2)
+            h = nn.ConvTranspose(channels, (5, 5), (2, 2), padding="SAME", use_bias=False,
+                                 dtype=self.dtype)(h)
+            return jnp.tanh(h)
+        n = _upsamplings(size)
+        features = w * 2 ** (n - 1)
+        h = h.reshape((h.shape[0], 1, 1, h.shape[-1]))
+        h = nn.ConvTranspose(features, (4, 4), (1, 1), padding="VALID", use_bias=False,
+                             dtype=self.dtype)(h)
+        h = nn.relu(self._norm(train)(h))
+        for _ in range(n - 1):
+            features //= 2
+            h = nn.ConvTranspose(features, (4, 4), (2, 2), padding="SAME", use_bias=False,
+                                 dtype=self.dtype)(h)
+            h = nn.relu(self._norm(train)(h))
+        h = nn.ConvTranspose(channels, (4, 4), (2, 2), padding="SAME", use_bias=False,
+                             dtype=self.dtype)(h)
+        return jnp.tanh(h)
+
+
+class DCGANDiscriminator(nn.Module):
+    """images (B, H, W, C) [+ labels] -> logits (B,).
+
+    Strided convolutions (5x5 for 28x28, 4x4 for powers of two) doubling the channels from
+    ``width`` until the map is 7x7 or 4x4, LeakyReLU(0.2) and dropout, then one Dense logit.
+    At 28x28, width 64 and dropout 0.3 it is ``dcgan28-disc`` exactly. No BatchNorm: real and
+    fake batches pass separately, and batch statistics would leak between them.
+    """
+
+    width: int = 64
+    num_classes: int = 0
+    dropout: float = 0.0
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x, labels=None, train: bool = False):
+        size = x.shape[1]
+        kernel, stop = (5, 7) if size == 28 else (4, 4)
+        h = x.astype(self.dtype)
+        features = self.width
+        while h.shape[1] > stop:
+            h = nn.Conv(features, (kernel, kernel), (2, 2), padding="SAME", dtype=self.dtype)(h)
+            h = nn.leaky_relu(h, 0.2)
+            h = nn.Dropout(self.dropout, deterministic=not train)(h)
+            features *= 2
+        h = h.reshape((h.shape[0], -1))
+        logit = nn.Dense(1, dtype=self.dtype)(h)[:, 0]
+        if self.num_classes:
+            if labels is None:
+                raise ValueError(f"this discriminator is class-conditional ({self.num_classes} "
+                                 "classes): pass labels")
+            embed = nn.Embed(self.num_classes, h.shape[-1], dtype=self.dtype)(labels)
+            logit = logit + jnp.sum(embed * h, axis=-1)
+        return logit.astype(jnp.float32)

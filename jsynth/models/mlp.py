@@ -1,0 +1,60 @@
+"""MLP GAN networks: the classic latent-100 -> 128 -> 784 tanh generator and its discriminator.
+
+Architecture only: no losses, optimisers or devices. Images are NHWC; the MLPs flatten them.
+Class-conditional variants take integer labels and concatenate a one-hot code (Mirza & Osindero 2014).
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+
+def one_hot_or_none(labels, num_classes: int, dtype) -> jnp.ndarray | None:
+    """One-hot codes for conditional models, ``None`` for unconditional ones (num_classes == 0)."""
+    if num_classes == 0:
+        return None
+    if labels is None:
+        raise ValueError(f"this model is class-conditional ({num_classes} classes): pass labels")
+    return nn.one_hot(labels, num_classes, dtype=dtype)
+
+
+class MLPGenerator(nn.Module):
+    """z (B, latent) [+ labels] -> images (B, H, W, C) in [-1, 1]."""
+
+    image_shape: tuple[int, int, int]
+    hidden: int = 128
+    num_classes: int = 0
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, z, labels=None, train: bool = False):
+        del train  # no BatchNorm/dropout: same function in both modes
+        h = z.astype(self.dtype)
+        code = one_hot_or_none(labels, self.num_classes, self.dtype)
+        if code is not None:
+            h = jnp.concatenate([h, code], axis=-1)
+        h = nn.leaky_relu(nn.Dense(self.hidden, dtype=self.dtype)(h), 0.2)
+        out = nn.Dense(math.prod(self.image_shape), dtype=self.dtype)(h)
+        return jnp.tanh(out).reshape((z.shape[0],) + tuple(self.image_shape))
+
+
+class MLPDiscriminator(nn.Module):
+    """images (B, H, W, C) [+ labels] -> real/fake logits (B,)."""
+
+    hidden: int = 128
+    num_classes: int = 0
+    dropout: float = 0.0
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x, labels=None, train: bool = False):
+        h = x.reshape((x.shape[0], -1)).astype(self.dtype)
+        code = one_hot_or_none(labels, self.num_classes, self.dtype)
+        if code is not None:
+            h = jnp.concatenate([h, code], axis=-1)
+        h = nn.leaky_relu(nn.Dense(self.hidden, dtype=self.dtype)(h), 0.2)
+        h = nn.Dropout(self.dropout, deterministic=not train)(h)
+        return nn.Dense(1, dtype=self.dtype)(h)[:, 0].astype(jnp.float32)

@@ -1,0 +1,129 @@
+"""Variational autoencoders: an MLP VAE (784-400-20 style) and a convolutional VAE.
+
+Architecture only. The decoder returns per-pixel logits; ``jsynth.losses`` turns them into a
+Bernoulli or Gaussian likelihood, and ``decoder_mean`` into images in [0, 1]. The Gaussian
+likelihood's scale is a learned scalar ``log_sigma`` held by the VAE itself, so that the
+parameters are complete without the loss. Conditional variants feed a one-hot label to both the
+encoder and the decoder (Sohn et al. 2015), so a sample can be asked for a class.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from jsynth.models.mlp import one_hot_or_none
+
+
+def _with_code(h, labels, num_classes, dtype):
+    code = one_hot_or_none(labels, num_classes, dtype)
+    return h if code is None else jnp.concatenate([h, code], axis=-1)
+
+
+class MLPEncoder(nn.Module):
+    hidden: int
+    latent_dim: int
+    num_classes: int = 0
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x, labels=None):
+        h = _with_code(x.reshape((x.shape[0], -1)).astype(self.dtype), labels, self.num_classes, self.dtype)
+        h = nn.relu(nn.Dense(self.hidden, dtype=self.dtype)(h))
+        mean = nn.Dense(self.latent_dim, dtype=self.dtype, name="mean")(h)
+        log_var = nn.Dense(self.latent_dim, dtype=self.dtype, name="log_var")(h)
+        return mean.astype(jnp.float32), log_var.astype(jnp.float32)
+
+
+class MLPDecoder(nn.Module):
+    hidden: int
+    image_shape: tuple[int, int, int]
+    num_classes: int = 0
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, z, labels=None):
+        h = _with_code(z.astype(self.dtype), labels, self.num_classes, self.dtype)
+        h = nn.relu(nn.Dense(self.hidden, dtype=self.dtype)(h))
+        h = nn.Dense(math.prod(self.image_shape), dtype=self.dtype)(h)
+        return h.reshape((z.shape[0],) + tuple(self.image_shape)).astype(jnp.float32)
+
+
+class ConvEncoder(nn.Module):
+    width: int
+    latent_dim: int
+    num_classes: int = 0
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x, labels=None):
+        h = x.astype(self.dtype)
+        code = one_hot_or_none(labels, self.num_classes, self.dtype)
+        if code is not None:  # the label as constant extra channels
+            h = jnp.concatenate([h, jnp.broadcast_to(code[:, None, None, :], h.shape[:3] + code.shape[-1:])], -1)
+        h = nn.relu(nn.Conv(self.width, (4, 4), (2, 2), padding="SAME", dtype=self.dtype)(h))
+        h = nn.relu(nn.Conv(2 * self.width, (4, 4), (2, 2), padding="SAME", dtype=self.dtype)(h))
+        h = nn.relu(nn.Dense(256, dtype=self.dtype)(h.reshape((h.shape[0], -1))))
+        mean = nn.Dense(self.latent_dim, dtype=self.dtype, name="mean")(h)
+        log_var = nn.Dense(self.latent_dim, dtype=self.dtype, name="log_var")(h)
+        return mean.astype(jnp.float32), log_var.astype(jnp.float32)
+
+
+class ConvDecoder(nn.Module):
+    width: int
+    image_shape: tuple[int, int, int]
+    num_classes: int = 0
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, z, labels=None):
+        height, width, channels = self.image_shape
+        h = _with_code(z.astype(self.dtype), labels, self.num_classes, self.dtype)
+        h = nn.relu(nn.Dense(256, dtype=self.dtype)(h))
+        h = nn.relu(nn.Dense((height // 4) * (width // 4) * 2 * self.width, dtype=self.dtype)(h))
+        h = h.reshape((-1, height // 4, width // 4, 2 * self.width))
+        h = nn.relu(nn.ConvTranspose(self.width, (4, 4), (2, 2), padding="SAME", dtype=self.dtype)(h))
+        h = nn.ConvTranspose(channels, (4, 4), (2, 2), padding="SAME", dtype=self.dtype)(h)
+        return h.astype(jnp.float32)
+
+
+class VAE(nn.Module):
+    """Encoder + decoder. ``__call__`` reconstructs; ``decode`` maps latents to logits."""
+
+    encoder: nn.Module
+    decoder: nn.Module
+    latent_dim: int
+
+    def setup(self):
+        # Gaussian likelihood's scale; unused (and harmless) for the Bernoulli likelihood.
+        self.log_sigma = self.param("log_sigma", nn.initializers.zeros, ())
+
+    def __call__(self, x, labels, key):
+        """Returns (logits, mean, log_var) with z drawn by the reparameterisation trick."""
+        mean, log_var = self.encoder(x, labels)
+        z = mean + jnp.exp(0.5 * log_var) * jax.random.normal(key, mean.shape)
+        return self.decoder(z, labels), mean, log_var
+
+    def decode(self, z, labels=None):
+        return self.decoder(z, labels)
+
+
+def decoder_mean(logits):
+    """Images in [0, 1] from decoder logits: the Bernoulli mean, and the Gaussian mean alike."""
+    return jax.nn.sigmoid(logits)
+
+
+def make_mlp_vae(image_shape, num_classes=0, hidden=400, latent_dim=20, dtype=jnp.float32) -> VAE:
+    return VAE(MLPEncoder(hidden, latent_dim, num_classes, dtype),
+               MLPDecoder(hidden, tuple(image_shape), num_classes, dtype), latent_dim)
+
+
+def make_conv_vae(image_shape, num_classes=0, width=32, latent_dim=20, dtype=jnp.float32) -> VAE:
+    height, width_px, _ = image_shape
+    if height % 4 or width_px % 4:
+        raise ValueError(f"convvae needs image sides divisible by 4, got {height}x{width_px}; use mlpvae")
+    return VAE(ConvEncoder(width, latent_dim, num_classes, dtype),
+               ConvDecoder(width, tuple(image_shape), num_classes, dtype), latent_dim)

@@ -1,0 +1,64 @@
+"""Meshes, shardings and multi-process start-up: the only device-aware code in jsynth.
+
+Data parallelism is expressed as data: a 1-D mesh with axis ``data``, the batch sharded along
+it, everything else replicated. Under ``jax.jit`` XLA inserts the all-reduces itself.
+"""
+from __future__ import annotations
+
+import jax
+import numpy as np
+from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
+
+DATA_AXIS = "data"
+
+
+def data_mesh(num_devices: int | None = None) -> Mesh:
+    """A 1-D data-parallel mesh over the first ``num_devices`` devices (default: all of them).
+
+    In a multi-process run every process must take part, so ``num_devices`` must then be None
+    or the global device count.
+    """
+    devices = jax.devices()
+    if num_devices is None:
+        num_devices = len(devices)
+    if not 1 <= num_devices <= len(devices):
+        raise ValueError(f"asked for {num_devices} devices but only {len(devices)} are visible "
+                         f"({devices[0].platform}); on a CPU host set XLA_FLAGS="
+                         f"--xla_force_host_platform_device_count=N before starting")
+    if jax.process_count() > 1 and num_devices != len(devices):
+        raise ValueError(f"a multi-process run uses every device ({len(devices)}); "
+                         f"num_devices={num_devices} would leave some processes out")
+    return Mesh(np.array(devices[:num_devices]), (DATA_AXIS,), axis_types=(AxisType.Auto,))
+
+
+def batch_sharding(mesh: Mesh) -> NamedSharding:
+    """Leading (batch) axis split over the data axis."""
+    return NamedSharding(mesh, P(DATA_AXIS))
+
+
+def replicated(mesh: Mesh) -> NamedSharding:
+    return NamedSharding(mesh, P())
+
+
+def check_batch_size(batch_size: int, mesh: Mesh) -> None:
+    """Fails early and clearly when a global batch cannot be split evenly over the devices."""
+    n = mesh.devices.size
+    if batch_size % n:
+        lower, upper = (batch_size // n) * n, (batch_size // n + 1) * n
+        raise ValueError(f"batch size {batch_size} does not divide over {n} devices; use a "
+                         f"multiple of {n} (e.g. {lower or upper} or {upper}) or fewer devices")
+
+
+def shard_batch(mesh: Mesh, local_batch):
+    """Global arrays from this process's rows of a batch (a pytree of numpy arrays).
+
+    In a single-process run the local rows are the whole batch; with several processes each
+    passes only its own contiguous slice (``jsynth.data.process_rows``).
+    """
+    sharding = batch_sharding(mesh)
+    return jax.tree.map(lambda x: jax.make_array_from_process_local_data(sharding, x), local_batch)
+
+
+def replicate(mesh: Mesh, tree):
+    """Places a pytree (of host or device arrays) replicated on every device of the mesh."""
+    return jax.device_put(tree, replicated(mesh))

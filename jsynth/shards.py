@@ -1,0 +1,169 @@
+"""Streams samples to disk as shards plus a manifest (DESIGN.md's file contract).
+
+OUT/part-00000.npz ...   "x" float32 NHWC in [0, 1], "y" int32 labels for conditional models
+OUT/manifest.json        {"num", "seed", "checkpoint_step", "shards": [{"file", "num", "sha256"}], ...}
+
+A shard is written to a temporary name, renamed when complete, and only then entered in the
+manifest (itself replaced atomically). An interrupted request started again with the same
+arguments keeps the finished shards (their sha256 checked) and writes only the rest; because
+sample i depends only on (seed, i) and shards start on chunk boundaries, the result is the same
+files as an uninterrupted run. Memory is bounded by one shard, whatever ``num`` is.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import zipfile
+from typing import Callable, Iterator
+
+import numpy as np
+from PIL import Image
+from tqdm.auto import tqdm
+
+from jsynth.images import grid
+from jsynth.sampling import Chunk
+
+FORMATS = ("npz", "png")
+MANIFEST = "manifest.json"
+
+
+class SampleOutputError(ValueError):
+    """An output directory that cannot take this request; the message says what to do."""
+
+
+def shard_name(index: int, fmt: str) -> str:
+    return f"part-{index:05d}.{fmt}"
+
+
+def sha256_file(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_manifest(out_dir: str) -> dict | None:
+    path = os.path.join(out_dir, MANIFEST)
+    if not os.path.exists(path):
+        return None
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except ValueError:
+        return None  # a manifest is replaced atomically; an unreadable one is treated as absent
+
+
+def _write_manifest(out_dir: str, manifest: dict) -> None:
+    tmp = os.path.join(out_dir, MANIFEST + ".tmp")
+    with open(tmp, "w") as f:
+        json.dump(manifest, f, indent=1)
+    os.replace(tmp, os.path.join(out_dir, MANIFEST))
+
+
+def _savez_reproducible(buffer, arrays: dict) -> None:
+    """``np.savez`` with a fixed timestamp: the same samples always give the same bytes (sha256)."""
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
+        for name, array in arrays.items():
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            with archive.open(info, "w", force_zip64=True) as f:
+                np.lib.format.write_array(f, np.ascontiguousarray(array), allow_pickle=False)
+
+
+def _encode(images: np.ndarray, labels: np.ndarray | None, fmt: str) -> bytes:
+    buffer = io.BytesIO()
+    if fmt == "npz":
+        arrays = {"x": images.astype(np.float32)}
+        if labels is not None:
+            arrays["y"] = labels.astype(np.int32)
+        _savez_reproducible(buffer, arrays)
+    else:
+        pixels = grid(images, pad=0)
+        Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _finished_shards(out_dir: str, manifest: dict | None, request: dict) -> dict[int, dict]:
+    """Shards of an earlier run of the same request that are still intact on disk."""
+    if manifest is None:
+        return {}
+    mismatched = {k: (manifest.get(k), v) for k, v in request.items() if manifest.get(k) != v}
+    if mismatched:
+        listing = ", ".join(f"{k}: {a!r} there vs {b!r} now" for k, (a, b) in sorted(mismatched.items()))
+        raise SampleOutputError(f"{out_dir} holds samples of a different request ({listing}); use "
+                                "another --out, or delete that directory to replace them")
+    kept = {}
+    for entry in manifest.get("shards", []):
+        path = os.path.join(out_dir, entry["file"])
+        if os.path.exists(path) and sha256_file(path) == entry["sha256"]:
+            kept[entry["index"]] = entry
+    return kept
+
+
+def write_samples(out_dir: str, chunks: Callable[[int, int], Iterator[Chunk]], *, num: int,
+                  shard_size: int, request: dict, fmt: str = "npz", shard_indices=None,
+                  progress: bool = True) -> dict:
+    """Writes samples 0..num-1 as shards of ``shard_size`` and returns the manifest.
+
+    Args:
+      chunks: ``chunks(start, stop)`` yields the samples start..stop-1 in order (the sampling core).
+      request: what identifies the request (num, seed, checkpoint_step, ...); stored in the
+        manifest and compared on restart.
+      shard_indices: the shards this process writes (default: all); a multi-process run splits them.
+    """
+    if fmt not in FORMATS:
+        raise SampleOutputError(f"format must be one of {FORMATS}, got {fmt!r}")
+    if num <= 0 or shard_size <= 0:
+        raise SampleOutputError(f"num and shard size must be positive, got {num} and {shard_size}")
+    os.makedirs(out_dir, exist_ok=True)
+    request = dict(request, num=num, shard_size=shard_size, format=fmt)
+    finished = _finished_shards(out_dir, read_manifest(out_dir), request)
+    count = -(-num // shard_size)
+    todo = [i for i in (range(count) if shard_indices is None else shard_indices) if i not in finished]
+    manifest = dict(request, shards=sorted(finished.values(), key=lambda e: e["index"]))
+    _write_manifest(out_dir, manifest)
+    bar = tqdm(total=sum(min(shard_size, num - i * shard_size) for i in todo), unit="sample",
+               unit_scale=True, desc="sample", disable=not progress, dynamic_ncols=True)
+    for index in todo:
+        start, stop = index * shard_size, min(num, (index + 1) * shard_size)
+        parts = list(chunks(start, stop))
+        images = np.concatenate([c.images for c in parts])
+        labels = None if parts[0].labels is None else np.concatenate([c.labels for c in parts])
+        payload = _encode(images, labels, fmt)
+        name = shard_name(index, fmt)
+        tmp = os.path.join(out_dir, name + ".tmp")
+        with open(tmp, "wb") as f:
+            f.write(payload)
+        os.replace(tmp, os.path.join(out_dir, name))
+        entry = {"index": index, "file": name, "num": stop - start,
+                 "sha256": hashlib.sha256(payload).hexdigest()}
+        if fmt == "png" and labels is not None:
+            entry["labels"] = labels.tolist()
+        manifest["shards"] = sorted(manifest["shards"] + [entry], key=lambda e: e["index"])
+        _write_manifest(out_dir, manifest)
+        bar.update(stop - start)
+    bar.close()
+    return manifest
+
+
+def load_samples(path: str) -> tuple[np.ndarray, np.ndarray | None]:
+    """Reads a sample directory (manifest + npz shards) or one .npz file: (x, y or None)."""
+    if os.path.isdir(path):
+        manifest = read_manifest(path)
+        if manifest is None:
+            files = sorted(f for f in os.listdir(path) if f.endswith(".npz"))
+        else:
+            files = [e["file"] for e in manifest["shards"]]
+        if not files:
+            raise SampleOutputError(f"{path} holds no .npz sample shards")
+        parts = [load_samples(os.path.join(path, f)) for f in files]
+        xs = np.concatenate([p[0] for p in parts])
+        ys = None if any(p[1] is None for p in parts) else np.concatenate([p[1] for p in parts])
+        return xs, ys
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            return archive["x"], (archive["y"] if "y" in archive else None)
+    except (OSError, ValueError, KeyError) as error:
+        raise SampleOutputError(f"{path} is not a readable sample file with an 'x' array ({error})") from None

@@ -1,0 +1,1 @@
+"""Training: pure step builders (``steps``) and the one impure loop (``loop``)."""

@@ -1,0 +1,173 @@
+"""The training loop: the one impure place (data, devices, files, clocks, progress bars).
+
+``run(config, workdir)`` trains from scratch, or resumes from the newest readable checkpoint in
+the workdir. Everything a step depends on is a function of (config, step): the key is
+``fold_in(step_key, step)`` and the batch is ``batch_indices(step, ...)``, so a run killed at any
+moment and started again with the same command reaches bitwise the same parameters.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import time
+
+import jax
+import numpy as np
+from tqdm.auto import tqdm
+
+from jsynth import data as jdata
+from jsynth import parallel, sampling, workdir as wd
+from jsynth.builders import ModelParts, build_parts
+from jsynth.checkpoint import Checkpointer
+from jsynth.configs import TrainConfig, resolve
+from jsynth.images import save_grid
+from jsynth.train.steps import jit_over_mesh
+
+
+class NonFiniteLossError(FloatingPointError):
+    """Training diverged; the message names the step range and the checkpoint kept."""
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSetup:
+    """What ``prepare`` resolves before training: shared by ``run``, ``--dry-run`` and sampling."""
+
+    config: TrainConfig
+    dataset: jdata.Dataset
+    num_classes: int
+    mesh: jax.sharding.Mesh
+    parts: ModelParts
+
+
+def prepare(config: TrainConfig, dataset: jdata.Dataset | None = None) -> RunSetup:
+    """Resolves the config, loads the data and builds the model parts; checks they fit together."""
+    config = resolve(config)
+    dataset = dataset if dataset is not None else jdata.load(config.data, config.image_size)
+    if config.conditional and dataset.labels is None:
+        raise jdata.DataError(f"--conditional needs labels, but {dataset.name} has none (for "
+                              "folder: data, put each class in its own sub-folder)")
+    if config.batch_size > len(dataset):
+        raise jdata.DataError(f"batch size {config.batch_size} exceeds the {len(dataset)} examples "
+                              f"of {dataset.name}")
+    num_classes = dataset.num_classes if config.conditional else 0
+    mesh = parallel.data_mesh(config.num_devices)
+    parallel.check_batch_size(config.batch_size, mesh)
+    parts = build_parts(config, dataset.image_shape, num_classes)
+    return RunSetup(config, dataset, num_classes, mesh, parts)
+
+
+def describe(setup: RunSetup) -> dict:
+    """The resolved plan of a run (what ``--dry-run`` prints), without training."""
+    shapes = jax.eval_shape(setup.parts.init, jax.random.key(0))
+    count = lambda tree: int(sum(math.prod(x.shape) for x in jax.tree.leaves(tree)))
+    sizes = {name: count(getattr(shapes, name)) for name in ("g_params", "d_params", "params")
+             if hasattr(shapes, name)}
+    return {"config": dataclasses.asdict(setup.config), "data": setup.dataset.name,
+            "examples": len(setup.dataset), "image_shape": list(setup.dataset.image_shape),
+            "num_classes": setup.num_classes, "devices": int(setup.mesh.devices.size),
+            "platform": setup.mesh.devices.flat[0].platform, "processes": jax.process_count(),
+            "parameters": sizes}
+
+
+def abstract_state(setup: RunSetup):
+    """Shapes, dtypes and (replicated) shardings of the state: the target a checkpoint restores to."""
+    rep = parallel.replicated(setup.mesh)
+    shapes = jax.eval_shape(setup.parts.init, jax.random.key(0))
+    return jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=rep), shapes)
+
+
+def checkpoint_metadata(setup: RunSetup, step: int) -> dict:
+    return {"config": dataclasses.asdict(setup.config), "step": step,
+            "image_shape": list(setup.dataset.image_shape), "num_classes": setup.num_classes,
+            "class_names": list(setup.dataset.class_names), "data": setup.dataset.name,
+            "data_position": jdata.data_position(step, setup.config.batch_size, len(setup.dataset))}
+
+
+def run(config: TrainConfig, workdir: str, *, dataset: jdata.Dataset | None = None):
+    """Trains (or resumes) ``config`` in ``workdir``; returns the final state.
+
+    Raises:
+      WorkdirError: the workdir holds a run of a different config.
+      NonFiniteLossError: losses became NaN/inf (the last good checkpoint is kept).
+    """
+    workdir = os.path.abspath(workdir)
+    setup = prepare(config, dataset)
+    config, mesh, parts = setup.config, setup.mesh, setup.parts
+    is_chief = jax.process_index() == 0
+    wd.check_resumable(workdir, config)
+    if is_chief:
+        wd.write_config(workdir, config)
+
+    init_key, step_key = jax.random.split(jax.random.key(config.seed))
+    checkpoints = Checkpointer(wd.checkpoint_dir(workdir), config.max_to_keep)
+    restored = checkpoints.restore_latest(abstract_state(setup))
+    if restored is None:
+        state = jax.jit(parts.init, out_shardings=parallel.replicated(mesh))(init_key)
+        start = 0
+    else:
+        state, _, start = restored
+    if is_chief:
+        wd.truncate_metrics(workdir, start)
+
+    train_step = _compiled_step(setup)
+    images = jdata.to_model_range(setup.dataset.images, parts.model_range)
+    labels = setup.dataset.labels
+    rows = jdata.process_rows(config.batch_size, jax.process_index(), jax.process_count())
+    n = len(setup.dataset)
+    progress = tqdm(total=config.steps, initial=start, desc=f"train {config.model}", unit="step",
+                    disable=not (config.progress and is_chief), dynamic_ncols=True)
+    last_checked, last_time, last_logged = start, time.perf_counter(), start
+    metrics = None
+    for step in range(start, config.steps):
+        index = jdata.batch_indices(step, config.batch_size, n, config.seed)[rows]
+        batch = {"image": images[index]}
+        if setup.num_classes:
+            batch["label"] = labels[index]
+        state, metrics = train_step(state, parallel.shard_batch(mesh, batch),
+                                    jax.random.fold_in(step_key, step))
+        done = step + 1
+        progress.update(1)
+        log_now = done % config.log_every == 0 or done == config.steps
+        save_now = done % config.checkpoint_every == 0 or done == config.steps
+        if not (log_now or save_now):
+            continue
+        values = {k: float(v) for k, v in jax.device_get(metrics).items()}
+        if not all(math.isfinite(v) for v in values.values()):
+            checkpoints.wait()
+            kept = checkpoints.latest_step()
+            checkpoints.close()
+            raise NonFiniteLossError(
+                f"losses became non-finite between step {last_checked + 1} and step {done} "
+                f"({values}); the last good checkpoint (step {kept}) is kept in "
+                f"{checkpoints.directory}. Lower the learning rate (--set learning_rate=...) and "
+                "resume from it, or start a new workdir")
+        last_checked = done
+        if log_now and is_chief:
+            now = time.perf_counter()
+            rate = (done - last_logged) / max(now - last_time, 1e-9)
+            wd.append_metrics(workdir, {"step": done, "time": time.time(), **values, "steps_per_s": rate})
+            progress.set_postfix({k: f"{v:.3g}" for k, v in values.items()}, refresh=False)
+            last_time, last_logged = now, done
+        if save_now:
+            checkpoints.save(done, state, checkpoint_metadata(setup, done))
+        if is_chief and (done % config.sample_every == 0 or done == config.steps):
+            write_sample_grid(setup, state, os.path.join(wd.samples_dir(workdir), f"step_{done:07d}.png"))
+    progress.close()
+    checkpoints.close()
+    return state
+
+
+def _compiled_step(setup: RunSetup):
+    return jit_over_mesh(setup.parts.update, setup.mesh)
+
+
+def write_sample_grid(setup: RunSetup, state, path: str, seed: int = 0) -> str:
+    """A grid of samples: one column per class for conditional models (balanced labels)."""
+    columns = setup.num_classes or 8
+    rows = max(1, 64 // columns) if setup.num_classes <= 16 else 1
+    num = rows * columns
+    images, _ = sampling.sample(setup.parts.decode, setup.parts.variables(state), num=num,
+                                latent_dim=setup.parts.latent_dim, seed=seed, chunk_size=num,
+                                num_classes=setup.num_classes)
+    return save_grid(images, path, columns=columns)

@@ -1,0 +1,93 @@
+"""The files of a training run's directory (DESIGN.md's file contract) and their checks.
+
+WORKDIR/config.json     the resolved config
+WORKDIR/checkpoints/    Orbax checkpoints
+WORKDIR/metrics.jsonl   one JSON object per logged step
+WORKDIR/samples/        image grids written during training
+"""
+from __future__ import annotations
+
+import json
+import os
+
+from jsynth.configs import ConfigError, TrainConfig, differences, from_json
+
+
+class WorkdirError(ValueError):
+    """A workdir that cannot be used as asked; the message says why and what to do."""
+
+
+def config_path(workdir: str) -> str:
+    return os.path.join(workdir, "config.json")
+
+
+def checkpoint_dir(workdir: str) -> str:
+    return os.path.join(os.path.abspath(workdir), "checkpoints")
+
+
+def metrics_path(workdir: str) -> str:
+    return os.path.join(workdir, "metrics.jsonl")
+
+
+def samples_dir(workdir: str) -> str:
+    return os.path.join(workdir, "samples")
+
+
+def read_config(workdir: str) -> TrainConfig:
+    path = config_path(workdir)
+    if not os.path.exists(path):
+        raise WorkdirError(f"{workdir} is not a jsynth run: {path} is missing (train one with "
+                           "`jsynth train --workdir ...`)")
+    try:
+        with open(path) as f:
+            return from_json(f.read())
+    except (ValueError, TypeError) as error:
+        raise WorkdirError(f"{path} is not a valid jsynth config ({error}); restore it or use a "
+                           "new workdir") from None
+
+
+def write_config(workdir: str, config: TrainConfig) -> None:
+    os.makedirs(workdir, exist_ok=True)
+    tmp = config_path(workdir) + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(config.to_json())
+    os.replace(tmp, config_path(workdir))
+
+
+def check_resumable(workdir: str, config: TrainConfig) -> None:
+    """Refuses a workdir whose run has a different config (operational fields may differ)."""
+    if not os.path.exists(config_path(workdir)):
+        return
+    try:
+        saved = read_config(workdir)
+    except (WorkdirError, ConfigError) as error:
+        raise WorkdirError(str(error)) from None
+    changed = differences(saved, config)
+    if changed:
+        listing = ", ".join(f"{k}: {a!r} in the workdir vs {b!r} now" for k, (a, b) in sorted(changed.items()))
+        raise WorkdirError(f"{workdir} holds a run of a different config ({listing}); use a new "
+                           "--workdir, or the same settings to resume it")
+
+
+def truncate_metrics(workdir: str, after_step: int) -> None:
+    """Drops logged lines past ``after_step``: a killed run logged steps its checkpoint lacks."""
+    path = metrics_path(workdir)
+    if not os.path.exists(path):
+        return
+    kept = []
+    with open(path) as f:
+        for line in f:
+            try:
+                if json.loads(line)["step"] <= after_step:
+                    kept.append(line)
+            except (ValueError, KeyError):
+                continue  # a half-written last line from a killed run
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.writelines(kept)
+    os.replace(tmp, path)
+
+
+def append_metrics(workdir: str, record: dict) -> None:
+    with open(metrics_path(workdir), "a") as f:
+        f.write(json.dumps(record) + "\n")
