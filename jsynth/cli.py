@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 import jsynth  # noqa: F401  (one host device per core, before jax is imported)
@@ -11,6 +12,40 @@ import jsynth  # noqa: F401  (one host device per core, before jax is imported)
 # ConfigError, DataError, WorkdirError and SampleOutputError are ValueErrors,
 # NonFiniteLossError a FloatingPointError.
 USER_ERRORS = (ValueError, FileNotFoundError, FloatingPointError)
+
+
+def _distributed_flags() -> argparse.ArgumentParser:
+    """Flags shared by the commands that can run as N processes (train, sample, eval)."""
+    env = os.environ.get
+    flags = argparse.ArgumentParser(add_help=False)
+    group = flags.add_argument_group("multi-process (multi-host) runs")
+    group.add_argument("--coordinator", default=env("JSYNTH_COORDINATOR"), metavar="HOST:PORT",
+                       help="process 0's address (env JSYNTH_COORDINATOR)")
+    group.add_argument("--num-processes", type=int, default=_int_env("JSYNTH_NUM_PROCESSES"),
+                       help="env JSYNTH_NUM_PROCESSES")
+    group.add_argument("--process-id", type=int, default=_int_env("JSYNTH_PROCESS_ID"),
+                       help="env JSYNTH_PROCESS_ID")
+    group.add_argument("--distributed", action="store_true", default=env("JSYNTH_DISTRIBUTED") == "1",
+                       help="let jax.distributed detect the cluster (SLURM, TPU pod, Kubernetes)")
+    group.add_argument("--init-timeout", type=int, default=120, metavar="S",
+                       help="seconds to wait for every process to join")
+    group.add_argument("--heartbeat-timeout", type=int, default=30, metavar="S",
+                       help="seconds after which a silent peer fails the job")
+    return flags
+
+
+def _int_env(name: str) -> int | None:
+    value = os.environ.get(name)
+    return int(value) if value not in (None, "") else None
+
+
+def _start_processes(args) -> None:
+    if not (args.distributed or {args.coordinator, args.num_processes, args.process_id} - {None}):
+        return  # a single-process run
+    from jsynth import parallel
+    parallel.start_distributed(args.coordinator, args.num_processes, args.process_id,
+                               auto=args.distributed, init_timeout_s=args.init_timeout,
+                               heartbeat_timeout_s=args.heartbeat_timeout)
 
 
 def _train(args) -> None:
@@ -48,12 +83,16 @@ def _quickstart(args) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="jsynth", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
+    # Commands without the multi-process flags run as one process.
+    parser.set_defaults(coordinator=None, num_processes=None, process_id=None, distributed=False)
 
     quick = commands.add_parser("quickstart", help="train a small GAN and VAE on the bundled digits")
     quick.add_argument("--workdir", default="quickstart")
     quick.set_defaults(run=_quickstart)
 
-    train = commands.add_parser("train", help="train (or resume) a model in a workdir")
+    distributed = _distributed_flags()
+    train = commands.add_parser("train", parents=[distributed],
+                                help="train (or resume) a model in a workdir")
     train.add_argument("--model", required=True, help="mlpgan, dcgan, mlpvae or convvae")
     train.add_argument("--data", default="digits", help="digits | mnist:DIR | npz:PATH | folder:DIR")
     train.add_argument("--workdir", required=True)
@@ -67,7 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--dry-run", action="store_true", help="print the resolved plan and exit")
     train.set_defaults(run=_train)
 
-    sample = commands.add_parser("sample", help="write samples of a trained run to disk")
+    sample = commands.add_parser("sample", parents=[distributed],
+                                 help="write samples of a trained run to disk")
     sample.add_argument("--workdir", required=True)
     sample.add_argument("--num", type=int, required=True)
     sample.add_argument("--out", required=True)
@@ -89,6 +129,7 @@ def _checkpoint_error():
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        _start_processes(args)
         args.run(args)
     except USER_ERRORS + (_checkpoint_error(),) as error:
         print(f"jsynth {args.command}: error: {error}", file=sys.stderr)

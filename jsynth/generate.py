@@ -1,8 +1,12 @@
 """``jsynth sample`` as a library call: a trained run's samples streamed to disk as shards."""
 from __future__ import annotations
 
+import jax
+from jax.experimental import multihost_utils
+
 from jsynth import parallel, sampling
-from jsynth.shards import SampleOutputError, write_samples
+from jsynth.shards import (SampleOutputError, merge_manifests, partial_manifest_name, read_manifest,
+                           write_samples)
 from jsynth.trained import load_trained
 
 
@@ -21,7 +25,10 @@ def sample_to_disk(workdir: str, out: str, *, num: int, batch_size: int = 256, s
     """
     if num <= 0:
         raise SampleOutputError(f"--num must be positive, got {num}")
-    mesh = parallel.data_mesh(num_devices)
+    # Each process samples its own shards on its own devices: sample i depends only on (seed, i),
+    # so processes need no collectives, and a multi-process request writes the same files.
+    multi_process = jax.process_count() > 1
+    mesh = parallel.local_mesh() if multi_process else parallel.data_mesh(num_devices)
     parallel.check_batch_size(batch_size, mesh)
     model = load_trained(workdir, mesh=mesh, use_ema=use_ema)
     if label is not None:
@@ -43,5 +50,15 @@ def sample_to_disk(workdir: str, out: str, *, num: int, batch_size: int = 256, s
     request = {"seed": seed, "checkpoint_step": model.step, "label": label,
                "batch_size": batch_size, "ema": use_ema, "image_shape": list(model.image_shape),
                "num_classes": model.num_classes, "class_names": list(model.class_names)}
-    return write_samples(out, chunks, num=num, shard_size=shard_size, request=request, fmt=fmt,
-                         progress=progress)
+    if not multi_process:
+        return write_samples(out, chunks, num=num, shard_size=shard_size, request=request, fmt=fmt,
+                             progress=progress)
+    index, count = jax.process_index(), jax.process_count()
+    shards = range(index, -(-num // shard_size), count)
+    write_samples(out, chunks, num=num, shard_size=shard_size, request=request, fmt=fmt,
+                  shard_indices=shards, manifest_name=partial_manifest_name(index),
+                  progress=progress and index == 0)
+    multihost_utils.sync_global_devices("jsynth sample: all shards written")
+    manifest = merge_manifests(out, count) if index == 0 else None
+    multihost_utils.sync_global_devices("jsynth sample: manifest merged")
+    return manifest if manifest is not None else read_manifest(out)

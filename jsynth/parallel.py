@@ -62,3 +62,36 @@ def shard_batch(mesh: Mesh, local_batch):
 def replicate(mesh: Mesh, tree):
     """Places a pytree (of host or device arrays) replicated on every device of the mesh."""
     return jax.device_put(tree, replicated(mesh))
+
+
+def local_mesh() -> Mesh:
+    """A 1-D mesh over this process's own devices, for work that needs no other process
+    (each process of a multi-process ``sample`` writes its own shards)."""
+    return Mesh(np.array(jax.local_devices()), (DATA_AXIS,), axis_types=(AxisType.Auto,))
+
+
+def start_distributed(coordinator: str | None = None, num_processes: int | None = None,
+                      process_id: int | None = None, *, auto: bool = False,
+                      init_timeout_s: int = 120, heartbeat_timeout_s: int = 30) -> bool:
+    """Joins a multi-process (multi-host) JAX job; returns True if one was started.
+
+    Explicit: all three of ``coordinator`` ("HOST:PORT"), ``num_processes`` and ``process_id``.
+    ``auto``: ``jax.distributed.initialize()`` detects the cluster itself (SLURM, TPU pods,
+    Kubernetes / GKE, MPI). A peer that never arrives fails the start after ``init_timeout_s``;
+    a peer that dies mid-run is noticed by the coordination service's heartbeats within about
+    ``heartbeat_timeout_s`` and every process then exits with an error instead of hanging.
+    Must be called before any other JAX call.
+    """
+    explicit = (coordinator, num_processes, process_id)
+    if any(v is not None for v in explicit) and not all(v is not None for v in explicit):
+        raise ValueError("a multi-process run needs --coordinator HOST:PORT, --num-processes N and "
+                         "--process-id I together (or JSYNTH_COORDINATOR, JSYNTH_NUM_PROCESSES, "
+                         "JSYNTH_PROCESS_ID)")
+    if coordinator is None and not auto:
+        return False
+    if coordinator is not None and not 0 <= process_id < num_processes:
+        raise ValueError(f"--process-id must be in 0..{num_processes - 1}, got {process_id}")
+    jax.distributed.initialize(coordinator_address=coordinator, num_processes=num_processes,
+                               process_id=process_id, initialization_timeout=init_timeout_s,
+                               heartbeat_timeout_seconds=heartbeat_timeout_s)
+    return True

@@ -45,8 +45,8 @@ def sha256_file(path: str) -> str:
     return digest.hexdigest()
 
 
-def read_manifest(out_dir: str) -> dict | None:
-    path = os.path.join(out_dir, MANIFEST)
+def read_manifest(out_dir: str, name: str = MANIFEST) -> dict | None:
+    path = os.path.join(out_dir, name)
     if not os.path.exists(path):
         return None
     try:
@@ -56,11 +56,32 @@ def read_manifest(out_dir: str) -> dict | None:
         return None  # a manifest is replaced atomically; an unreadable one is treated as absent
 
 
-def _write_manifest(out_dir: str, manifest: dict) -> None:
-    tmp = os.path.join(out_dir, MANIFEST + ".tmp")
+def _write_manifest(out_dir: str, manifest: dict, name: str = MANIFEST) -> None:
+    tmp = os.path.join(out_dir, name + ".tmp")
     with open(tmp, "w") as f:
         json.dump(manifest, f, indent=1)
-    os.replace(tmp, os.path.join(out_dir, MANIFEST))
+    os.replace(tmp, os.path.join(out_dir, name))
+
+
+def partial_manifest_name(process_index: int) -> str:
+    """Where process i of a multi-process request lists the shards it has finished."""
+    return f"manifest.process-{process_index:03d}.json"
+
+
+def merge_manifests(out_dir: str, process_count: int) -> dict:
+    """Combines the processes' partial manifests into ``manifest.json`` (run by process 0, after
+    every process has finished); the partial files are then removed."""
+    parts = [read_manifest(out_dir, partial_manifest_name(i)) for i in range(process_count)]
+    missing = [i for i, part in enumerate(parts) if part is None]
+    if missing:
+        raise SampleOutputError(f"processes {missing} left no manifest in {out_dir}; rerun the "
+                                "same command to finish their shards")
+    merged = dict(parts[0], shards=sorted((e for part in parts for e in part["shards"]),
+                                          key=lambda e: e["index"]))
+    _write_manifest(out_dir, merged)
+    for i in range(process_count):
+        os.remove(os.path.join(out_dir, partial_manifest_name(i)))
+    return merged
 
 
 def _savez_reproducible(buffer, arrays: dict) -> None:
@@ -104,14 +125,15 @@ def _finished_shards(out_dir: str, manifest: dict | None, request: dict) -> dict
 
 def write_samples(out_dir: str, chunks: Callable[[int, int], Iterator[Chunk]], *, num: int,
                   shard_size: int, request: dict, fmt: str = "npz", shard_indices=None,
-                  progress: bool = True) -> dict:
+                  manifest_name: str = MANIFEST, progress: bool = True) -> dict:
     """Writes samples 0..num-1 as shards of ``shard_size`` and returns the manifest.
 
     Args:
       chunks: ``chunks(start, stop)`` yields the samples start..stop-1 in order (the sampling core).
       request: what identifies the request (num, seed, checkpoint_step, ...); stored in the
         manifest and compared on restart.
-      shard_indices: the shards this process writes (default: all); a multi-process run splits them.
+      shard_indices: the shards this process writes (default: all); a multi-process run splits
+        them, each process listing its own in ``manifest_name`` (see ``merge_manifests``).
     """
     if fmt not in FORMATS:
         raise SampleOutputError(f"format must be one of {FORMATS}, got {fmt!r}")
@@ -119,11 +141,14 @@ def write_samples(out_dir: str, chunks: Callable[[int, int], Iterator[Chunk]], *
         raise SampleOutputError(f"num and shard size must be positive, got {num} and {shard_size}")
     os.makedirs(out_dir, exist_ok=True)
     request = dict(request, num=num, shard_size=shard_size, format=fmt)
-    finished = _finished_shards(out_dir, read_manifest(out_dir), request)
+    earlier = read_manifest(out_dir, manifest_name) or read_manifest(out_dir)
+    finished = _finished_shards(out_dir, earlier, request)
     count = -(-num // shard_size)
-    todo = [i for i in (range(count) if shard_indices is None else shard_indices) if i not in finished]
+    mine = range(count) if shard_indices is None else shard_indices
+    finished = {i: entry for i, entry in finished.items() if i in mine}
+    todo = [i for i in mine if i not in finished]
     manifest = dict(request, shards=sorted(finished.values(), key=lambda e: e["index"]))
-    _write_manifest(out_dir, manifest)
+    _write_manifest(out_dir, manifest, manifest_name)
     bar = tqdm(total=sum(min(shard_size, num - i * shard_size) for i in todo), unit="sample",
                unit_scale=True, desc="sample", disable=not progress, dynamic_ncols=True)
     for index in todo:
@@ -142,7 +167,7 @@ def write_samples(out_dir: str, chunks: Callable[[int, int], Iterator[Chunk]], *
         if fmt == "png" and labels is not None:
             entry["labels"] = labels.tolist()
         manifest["shards"] = sorted(manifest["shards"] + [entry], key=lambda e: e["index"])
-        _write_manifest(out_dir, manifest)
+        _write_manifest(out_dir, manifest, manifest_name)
         bar.update(stop - start)
     bar.close()
     return manifest

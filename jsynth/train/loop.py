@@ -22,6 +22,7 @@ from jsynth.builders import ModelParts, build_parts
 from jsynth.checkpoint import Checkpointer
 from jsynth.configs import TrainConfig, resolve
 from jsynth.images import save_grid
+from jsynth.preemption import PreemptionWatch
 from jsynth.train.steps import jit_over_mesh
 
 
@@ -118,41 +119,47 @@ def run(config: TrainConfig, workdir: str, *, dataset: jdata.Dataset | None = No
     progress = tqdm(total=config.steps, initial=start, desc=f"train {config.model}", unit="step",
                     disable=not (config.progress and is_chief), dynamic_ncols=True)
     last_checked, last_time, last_logged = start, time.perf_counter(), start
-    metrics = None
-    for step in range(start, config.steps):
-        index = jdata.batch_indices(step, config.batch_size, n, config.seed)[rows]
-        batch = {"image": images[index]}
-        if setup.num_classes:
-            batch["label"] = labels[index]
-        state, metrics = train_step(state, parallel.shard_batch(mesh, batch),
-                                    jax.random.fold_in(step_key, step))
-        done = step + 1
-        progress.update(1)
-        log_now = done % config.log_every == 0 or done == config.steps
-        save_now = done % config.checkpoint_every == 0 or done == config.steps
-        if not (log_now or save_now):
-            continue
-        values = {k: float(v) for k, v in jax.device_get(metrics).items()}
-        if not all(math.isfinite(v) for v in values.values()):
-            checkpoints.wait()
-            kept = checkpoints.latest_step()
-            checkpoints.close()
-            raise NonFiniteLossError(
-                f"losses became non-finite between step {last_checked + 1} and step {done} "
-                f"({values}); the last good checkpoint (step {kept}) is kept in "
-                f"{checkpoints.directory}. Lower the learning rate (--set learning_rate=...) and "
-                "resume from it, or start a new workdir")
-        last_checked = done
-        if log_now and is_chief:
-            now = time.perf_counter()
-            rate = (done - last_logged) / max(now - last_time, 1e-9)
-            wd.append_metrics(workdir, {"step": done, "time": time.time(), **values, "steps_per_s": rate})
-            progress.set_postfix({k: f"{v:.3g}" for k, v in values.items()}, refresh=False)
-            last_time, last_logged = now, done
-        if save_now:
-            checkpoints.save(done, state, checkpoint_metadata(setup, done))
-        if is_chief and (done % config.sample_every == 0 or done == config.steps):
-            write_sample_grid(setup, state, os.path.join(wd.samples_dir(workdir), f"step_{done:07d}.png"))
+    with PreemptionWatch() as preemption:
+        for step in range(start, config.steps):
+            index = jdata.batch_indices(step, config.batch_size, n, config.seed)[rows]
+            batch = {"image": images[index]}
+            if setup.num_classes:
+                batch["label"] = labels[index]
+            state, metrics = train_step(state, parallel.shard_batch(mesh, batch),
+                                        jax.random.fold_in(step_key, step))
+            done = step + 1
+            progress.update(1)
+            preempted = preemption.should_stop(done)
+            log_now = done % config.log_every == 0 or done == config.steps
+            save_now = done % config.checkpoint_every == 0 or done == config.steps or preempted
+            if log_now or save_now:
+                values = {k: float(v) for k, v in jax.device_get(metrics).items()}
+                if not all(math.isfinite(v) for v in values.values()):
+                    checkpoints.wait()
+                    kept = checkpoints.latest_step()
+                    checkpoints.close()
+                    raise NonFiniteLossError(
+                        f"losses became non-finite between step {last_checked + 1} and step {done} "
+                        f"({values}); the last good checkpoint (step {kept}) is kept in "
+                        f"{checkpoints.directory}. Lower the learning rate (--set learning_rate=...) "
+                        "and resume from it, or start a new workdir")
+                last_checked = done
+            if log_now and is_chief:
+                now = time.perf_counter()
+                rate = (done - last_logged) / max(now - last_time, 1e-9)
+                wd.append_metrics(workdir, {"step": done, "time": time.time(), **values,
+                                            "steps_per_s": rate})
+                progress.set_postfix({k: f"{v:.3g}" for k, v in values.items()}, refresh=False)
+                last_time, last_logged = now, done
+            if save_now:
+                checkpoints.save(done, state, checkpoint_metadata(setup, done))
+            if is_chief and (done % config.sample_every == 0 or done == config.steps):
+                write_sample_grid(setup, state, os.path.join(wd.samples_dir(workdir), f"step_{done:07d}.png"))
+            if preempted:
+                if is_chief:
+                    print(f"preempted: checkpoint saved at step {done} in {checkpoints.directory}; "
+                          "rerun the same command to resume", flush=True)
+                break
     progress.close()
     checkpoints.close()
     return state
@@ -167,7 +174,10 @@ def write_sample_grid(setup: RunSetup, state, path: str, seed: int = 0) -> str:
     columns = setup.num_classes or 8
     rows = max(1, 64 // columns) if setup.num_classes <= 16 else 1
     num = rows * columns
-    images, _ = sampling.sample(setup.parts.decode, setup.parts.variables(state), num=num,
+    # Host copies: the grid is then computed on this process alone, with no collectives, which
+    # is what lets process 0 draw it while the others carry on.
+    variables = jax.device_get(setup.parts.variables(state))
+    images, _ = sampling.sample(setup.parts.decode, variables, num=num,
                                 latent_dim=setup.parts.latent_dim, seed=seed, chunk_size=num,
                                 num_classes=setup.num_classes)
     return save_grid(images, path, columns=columns)
