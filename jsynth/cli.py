@@ -48,6 +48,13 @@ def _start_processes(args) -> None:
                                heartbeat_timeout_s=args.heartbeat_timeout)
 
 
+def _say(message: str) -> None:
+    """Prints once per job: from process 0 of a multi-process run."""
+    import jax
+    if jax.process_index() == 0:
+        print(message)
+
+
 def _train(args) -> None:
     from jsynth import configs
     from jsynth.train import loop
@@ -60,8 +67,9 @@ def _train(args) -> None:
     if args.dry_run:
         print(json.dumps(loop.describe(loop.prepare(config)), indent=2))
         return
-    loop.run(config, args.workdir)
-    print(f"trained {config.model} to step {configs.resolve(config).steps} in {args.workdir}")
+    state = loop.run(config, args.workdir)
+    _say(f"{config.model} in {args.workdir} is at step {int(state.step)} of "
+         f"{configs.resolve(config).steps}")
 
 
 def _sample(args) -> None:
@@ -70,7 +78,7 @@ def _sample(args) -> None:
     manifest = sample_to_disk(args.workdir, args.out, num=args.num, batch_size=args.batch_size,
                               seed=args.seed, label=args.label, fmt=args.format,
                               shard_size=args.shard_size, use_ema=not args.no_ema)
-    print(f"wrote {manifest['num']} samples in {len(manifest['shards'])} shards to {args.out}")
+    _say(f"wrote {manifest['num']} samples in {len(manifest['shards'])} shards to {args.out}")
 
 
 def _quickstart(args) -> None:
