@@ -85,6 +85,16 @@ def wait_for_checkpoint(workdir, processes, at_least=4, timeout_s=TIMEOUT_S):
     pytest.fail("the run ended or stalled before its first checkpoints")
 
 
+def rerun_and_compare(args, workdir, reference_workdir, tmp_path):
+    """Reruns the same command to the end; its parameters must equal the uninterrupted run's."""
+    assert_launch_ok(launch_local(args, 2, devices_per_process=2, timeout_s=TIMEOUT_S,
+                                  log_dir=str(tmp_path / "logs-2")))
+    _, resumed = final_state(workdir)
+    _, reference = final_state(reference_workdir)
+    for a, b in zip(jax.tree.leaves(resumed), jax.tree.leaves(reference)):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_killed_two_process_run_resumes_bitwise(two_process_run, tmp_path):
     workdir = str(tmp_path / "run")
     args = TRAIN + ["--workdir", workdir]
@@ -93,12 +103,7 @@ def test_killed_two_process_run_resumes_bitwise(two_process_run, tmp_path):
     stop_all(processes, signal.SIGKILL)
     wait_all(processes, logs, 30)
     assert seen < STEPS, "the run finished before it could be killed"
-    assert_launch_ok(launch_local(args, 2, devices_per_process=2, timeout_s=TIMEOUT_S,
-                                  log_dir=str(tmp_path / "logs-2")))
-    _, resumed = final_state(workdir)
-    _, reference = final_state(two_process_run)
-    for a, b in zip(jax.tree.leaves(resumed), jax.tree.leaves(reference)):
-        np.testing.assert_array_equal(a, b)
+    rerun_and_compare(args, workdir, two_process_run, tmp_path)
 
 
 def test_sigterm_saves_at_an_agreed_step_and_resumes(two_process_run, tmp_path):
@@ -114,12 +119,7 @@ def test_sigterm_saves_at_an_agreed_step_and_resumes(two_process_run, tmp_path):
     saved = Checkpointer(checkpoint_dir(workdir)).steps()
     assert len(saved) == 1 and saved[0] < STEPS, saved
     assert "preempted" in open(logs[0]).read()
-    assert_launch_ok(launch_local(args, 2, devices_per_process=2, timeout_s=TIMEOUT_S,
-                                  log_dir=str(tmp_path / "logs-2")))
-    _, resumed = final_state(workdir)
-    _, reference = final_state(two_process_run)
-    for a, b in zip(jax.tree.leaves(resumed), jax.tree.leaves(reference)):
-        np.testing.assert_array_equal(a, b)
+    rerun_and_compare(args, workdir, two_process_run, tmp_path)
 
 
 def test_a_dead_peer_fails_the_survivor_within_bounded_time(tmp_path):
