@@ -81,6 +81,34 @@ def _sample(args) -> None:
     _say(f"wrote {manifest['num']} samples in {len(manifest['shards'])} shards to {args.out}")
 
 
+def _eval(args) -> None:
+    from jsynth.evaluate import options as eval_options, suite
+
+    options = eval_options.with_overrides(eval_options.EvalOptions(seed=args.seed), args.set or [])
+    if args.workdir:
+        result = suite.evaluate_run(args.workdir, args.data, num=args.num, json_path=args.json,
+                                    report_dir=args.report, holdout_spec=args.holdout, options=options)
+    else:
+        if not args.data:
+            raise ValueError("--samples needs --data SPEC: the real data to compare with")
+        result = suite.evaluate_samples(args.samples, args.data, json_path=args.json, report_dir=args.report,
+                                        holdout_spec=args.holdout, generator_data=args.generator_data,
+                                        options=options)
+    if args.workdir or args.json:
+        print(suite.summary(result))
+    else:
+        print(json.dumps(result, indent=1, default=str))
+
+
+def _bench(args) -> None:
+    from jsynth.bench.command import bench_command
+
+    bench_command(args.kind, arch=args.arch, batch_size=args.batch_size, num=args.num,
+                  devices=args.devices, dtype=args.dtype, upsample=args.upsample, torch=args.torch,
+                  torch_modes=args.torch_modes, rounds=args.rounds, steps=args.steps,
+                  as_json=args.json, out=args.out)
+
+
 def _quickstart(args) -> None:
     from jsynth.quickstart import quickstart
 
@@ -126,6 +154,39 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--shard-size", type=int)
     sample.add_argument("--no-ema", action="store_true", help="use the raw generator weights")
     sample.set_defaults(run=_sample)
+
+    evaluate = commands.add_parser("eval", help="measure a run's samples, or any sample set, against real data")
+    source = evaluate.add_mutually_exclusive_group(required=True)
+    source.add_argument("--workdir", help="a trained run: sample it, then evaluate")
+    source.add_argument("--samples", help="a sample directory or .npz (e.g. from `jsynth sample` or another tool)")
+    evaluate.add_argument("--data", help="the real data (default with --workdir: the run's data)")
+    evaluate.add_argument("--num", type=int, help="samples to draw from the run (default 10000)")
+    evaluate.add_argument("--json", help="result file (default with --workdir: WORKDIR/eval/eval.json); "
+                                         "the report folder goes beside it")
+    evaluate.add_argument("--report", help="report folder (default: beside the JSON)")
+    evaluate.add_argument("--holdout", metavar="SPEC", help="real held-out data the generator never saw")
+    evaluate.add_argument("--generator-data", metavar="NAME",
+                          help="with --samples: the data set the generator was trained on, if known")
+    evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.add_argument("--set", action="append", metavar="KEY=VALUE",
+                          help="an evaluation option, e.g. --set utility_steps=1000 (repeatable)")
+    evaluate.set_defaults(run=_eval)
+
+    bench = commands.add_parser("bench", help="sampling / training throughput, optionally beside PyTorch")
+    bench.add_argument("kind", choices=("sampling", "train"))
+    bench.add_argument("--arch", help="dcgan28,dcgan64,mlpvae (comma list; train: dcgan28)")
+    bench.add_argument("--batch-size", help="comma list, e.g. 256,1024")
+    bench.add_argument("--num", type=int, help="samples per timed repetition (default: 2 chunks)")
+    bench.add_argument("--devices", help="comma list of device counts, e.g. 1,2 (default: all)")
+    bench.add_argument("--dtype", default="float32", help="float32,bfloat16 (comma list)")
+    bench.add_argument("--upsample", default="subpixel", help="subpixel,dilated (comma list)")
+    bench.add_argument("--torch", action="store_true", help="time the PyTorch twins alternately too")
+    bench.add_argument("--torch-modes", help="eager,channels_last,compile (default: all three)")
+    bench.add_argument("--rounds", type=int, default=5, help="interleaved timing rounds (medians)")
+    bench.add_argument("--steps", type=int, default=4, help="train: steps per repetition")
+    bench.add_argument("--json", action="store_true", help="one JSON object per line")
+    bench.add_argument("--out", help="also write the records to this JSON-lines file")
+    bench.set_defaults(run=_bench)
     return parser
 
 

@@ -28,7 +28,7 @@ _MODEL_DEFAULTS = {
 
 # Fields that change nothing a step computes: they may differ between a run and its resumption.
 OPERATIONAL_FIELDS = ("steps", "checkpoint_every", "max_to_keep", "log_every", "sample_every",
-                      "num_devices", "progress")
+                      "num_devices", "progress", "fd_every")
 
 
 class ConfigError(ValueError):
@@ -68,6 +68,7 @@ class TrainConfig:
     sample_every: int = 500
     num_devices: int | None = None   # None: every device
     progress: bool = True
+    fd_every: int = 0                # FD every N steps, logged as "fd"; best kept in WORKDIR/best/ (0: off)
 
     def __post_init__(self):
         _check(self.model in MODEL_FAMILIES, "model", self.model, f"one of {sorted(MODEL_FAMILIES)}")
@@ -88,6 +89,7 @@ class TrainConfig:
         _check(self.learning_rate is None or self.learning_rate > 0, "learning_rate",
                self.learning_rate, "positive")
         _check(self.warmup_steps >= 0, "warmup_steps", self.warmup_steps, "non-negative")
+        _check(self.fd_every >= 0, "fd_every", self.fd_every, "a non-negative integer")
 
     @property
     def family(self) -> str:

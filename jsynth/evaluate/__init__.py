@@ -1,9 +1,13 @@
-"""Metrics of synthetic data: pure functions over feature arrays (N, D).
+"""Evaluation of synthetic data: metric maths apart from the plumbing.
 
-Fidelity of the distribution (`frechet`), fidelity and diversity per sample (`prdc`), and privacy
-against the training set (`privacy`), all built on the chunked neighbour kernels in `neighbours`,
-which never hold an N x M distance matrix. Feature extraction (Inception, an embedding, scaled
-tabular columns) happens before these functions and is not their concern.
+Maths, pure functions over feature arrays (N, D): fidelity of the distribution (`frechet`),
+fidelity and diversity per sample (`prdc`), and privacy against the training set (`privacy`), all
+built on the chunked neighbour kernels in `neighbours`, which never hold an N x M distance matrix.
+
+Plumbing: the feature network trained on the real data and cached (`feature_net`, on `classify`),
+train/held-out real splits (`splits`), TSTR/TRTR/augmentation (`utility`), the suite that samples
+and computes everything (`suite`: `evaluate_run`, `evaluate_samples`), the JSON and report folder
+(`report`), its knobs (`options`), and FD during training (`inloop`).
 """
 from jsynth.evaluate.auc import roc_auc
 from jsynth.evaluate.frechet import (
@@ -20,8 +24,20 @@ from jsynth.evaluate.neighbours import (
 )
 from jsynth.evaluate.prdc import density_coverage, prdc, precision_recall
 from jsynth.evaluate.privacy import dcr_share, membership_inference_auc, nndr
+from jsynth.evaluate.feature_net import FeatureNet, load_or_train as feature_network
+from jsynth.evaluate.splits import RealSplits, real_splits
+from jsynth.evaluate.options import EvalOptions
+from jsynth.evaluate.suite import evaluate, evaluate_run, evaluate_samples
 
 __all__ = [
+    "EvalOptions",
+    "FeatureNet",
+    "RealSplits",
+    "evaluate",
+    "evaluate_run",
+    "evaluate_samples",
+    "feature_network",
+    "real_splits",
     "ball_counts",
     "dcr_share",
     "density_coverage",

@@ -44,6 +44,23 @@ def dcr_share(train, holdout, synthetic, percentile: float = 5, *,
         raise ValueError(f"percentile must be in (0, 100), got {percentile}")
     dcr_synthetic, _ = nearest_distances(synthetic, train, chunk_size=chunk_size)
     dcr_holdout, _ = nearest_distances(holdout, train, chunk_size=chunk_size)
+    return dcr_share_from_distances(dcr_synthetic, dcr_holdout, percentile)
+
+
+def dcr_share_from_distances(dcr_synthetic, dcr_holdout, percentile: float = 5) -> dict[str, float]:
+    """`dcr_share` from precomputed distances to the closest training record.
+
+    Args:
+      dcr_synthetic: (N_syn,) each synthetic row's distance to its nearest training record.
+      dcr_holdout: (N_holdout,) each holdout row's distance to its nearest training record.
+      percentile: holdout DCR percentile used as the threshold, in (0, 100).
+
+    Returns:
+      The dict of `dcr_share`.
+    """
+    if not 0 < percentile < 100:
+        raise ValueError(f"percentile must be in (0, 100), got {percentile}")
+    dcr_synthetic, dcr_holdout = np.asarray(dcr_synthetic), np.asarray(dcr_holdout)
     threshold = np.percentile(dcr_holdout.astype(np.float64), percentile)
     return {
         "dcr_share": float(np.mean(dcr_synthetic < threshold)),
@@ -72,6 +89,12 @@ def nndr(train, synthetic, threshold: float = 0.5, *,
        "nndr_share_below_0.5"}.
     """
     d, _ = k_nearest(synthetic, train, 2, chunk_size=chunk_size)
+    return nndr_from_distances(d, threshold)
+
+
+def nndr_from_distances(distances, threshold: float = 0.5) -> dict[str, float]:
+    """`nndr` from precomputed (N_syn, >=2) ascending distances to the nearest training records."""
+    d = np.asarray(distances)
     d1, d2 = d[:, 0].astype(np.float64), d[:, 1].astype(np.float64)
     ratio = np.divide(d1, d2, out=np.zeros_like(d1), where=d2 > 0)
     return {"nndr_median": float(np.median(ratio)),
@@ -96,6 +119,17 @@ def membership_inference_auc(train, holdout, synthetic, *, chunk_size: int = DEF
     """
     train_d, _ = nearest_distances(train, synthetic, chunk_size=chunk_size)
     holdout_d, _ = nearest_distances(holdout, synthetic, chunk_size=chunk_size)
+    return membership_auc_from_distances(train_d, holdout_d)
+
+
+def membership_auc_from_distances(member_distances, nonmember_distances) -> float:
+    """`membership_inference_auc` from each record's precomputed distance to the nearest synthetic row.
+
+    Args:
+      member_distances: (N_train,) for training records (label 1).
+      nonmember_distances: (N_holdout,) for holdout records (label 0).
+    """
+    train_d, holdout_d = np.asarray(member_distances), np.asarray(nonmember_distances)
     scores = -np.concatenate([train_d, holdout_d])
     labels = np.concatenate([np.ones(train_d.shape[0], np.int8), np.zeros(holdout_d.shape[0], np.int8)])
     return roc_auc(scores, labels)

@@ -93,7 +93,7 @@ def run(config: TrainConfig, workdir: str, *, dataset: jdata.Dataset | None = No
       NonFiniteLossError: losses became NaN/inf (the last good checkpoint is kept).
     """
     workdir = os.path.abspath(workdir)
-    setup = prepare(config, dataset)
+    setup = prepare(wd.keep_schedule(workdir, config), dataset)
     config, mesh, parts = setup.config, setup.mesh, setup.parts
     is_chief = jax.process_index() == 0
     wd.check_resumable(workdir, config)
@@ -119,18 +119,30 @@ def run(config: TrainConfig, workdir: str, *, dataset: jdata.Dataset | None = No
     progress = tqdm(total=config.steps, initial=start, desc=f"train {config.model}", unit="step",
                     disable=not (config.progress and is_chief), dynamic_ncols=True)
     last_checked, last_time, last_logged = start, time.perf_counter(), start
+    # FD on a schedule, logged as "fd"; the best state by FD kept in WORKDIR/best/ (jsynth.evaluate).
+    fd_tracker = None
+    if config.fd_every:
+        from jsynth.evaluate.inloop import FDTracker
+        fd_tracker = FDTracker.for_run(setup, workdir, progress=config.progress and is_chief)
+    metrics = None
     with PreemptionWatch() as preemption:
         for step in range(start, config.steps):
             index = jdata.batch_indices(step, config.batch_size, n, config.seed)[rows]
             batch = {"image": images[index]}
             if setup.num_classes:
                 batch["label"] = labels[index]
+            previous = metrics
             state, metrics = train_step(state, parallel.shard_batch(mesh, batch),
                                         jax.random.fold_in(step_key, step))
+            # At most two steps in flight: the next batch is still prepared while a step runs, but
+            # XLA:CPU aborts (collective rendezvous timeout) when hundreds of all-reducing steps
+            # are queued at once.
+            jax.block_until_ready(previous)
             done = step + 1
             progress.update(1)
             preempted = preemption.should_stop(done)
-            log_now = done % config.log_every == 0 or done == config.steps
+            fd_now = fd_tracker is not None and done % config.fd_every == 0
+            log_now = done % config.log_every == 0 or done == config.steps or fd_now
             save_now = done % config.checkpoint_every == 0 or done == config.steps or preempted
             if log_now or save_now:
                 values = {k: float(v) for k, v in jax.device_get(metrics).items()}
@@ -144,6 +156,8 @@ def run(config: TrainConfig, workdir: str, *, dataset: jdata.Dataset | None = No
                         f"{checkpoints.directory}. Lower the learning rate (--set learning_rate=...) "
                         "and resume from it, or start a new workdir")
                 last_checked = done
+                if fd_now:
+                    values["fd"] = fd_tracker.update(done, state, checkpoint_metadata(setup, done))
             if log_now and is_chief:
                 now = time.perf_counter()
                 rate = (done - last_logged) / max(now - last_time, 1e-9)
@@ -162,6 +176,8 @@ def run(config: TrainConfig, workdir: str, *, dataset: jdata.Dataset | None = No
                 break
     progress.close()
     checkpoints.close()
+    if fd_tracker is not None:
+        fd_tracker.close()
     return state
 
 

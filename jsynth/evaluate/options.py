@@ -1,0 +1,89 @@
+"""The knobs of an evaluation (``EvalOptions``), all of which are written into the JSON's protocol."""
+from __future__ import annotations
+
+import dataclasses
+import typing
+
+from jsynth.evaluate import feature_net as fnet
+from jsynth.evaluate import splits as jsplits
+from jsynth.evaluate import utility
+from jsynth.evaluate.classify import ClassifierRecipe
+
+PRIVACY_SPACES = ("pixels", "features")
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalOptions:
+    """Everything that shapes the numbers (all of it is written into the JSON's protocol).
+
+    Attributes:
+      num: synthetic samples drawn from a run (``evaluate_run``).
+      seed: sampling seed, classifier seeds and every subset drawn.
+      k_precision_recall, k_density_coverage: neighbour counts of the PRDC balls.
+      fd_infinity: also extrapolate FD to infinitely many samples (15 extra FDs; cheap).
+      utility_steps: steps of every TSTR/TRTR/augmentation classifier (equal compute).
+      augment_fractions: shares of real labels kept in the augmentation experiment.
+      privacy_space: "pixels" (flattened images: literal copies) or "features".
+      privacy_rows: at most this many synthetic, holdout and member rows in the privacy searches
+        (each synthetic row is still compared with every training record).
+      dcr_percentile: the holdout DCR percentile that sets the DCR-share threshold.
+      holdout_fraction: share held out when one data set is split in the evaluation.
+      report: write the report folder (pictures, table, plots).
+      pairs: nearest-training-neighbour pairs shown in the report.
+      cache_dir: cache root (default $JSYNTH_CACHE or ~/.cache/jsynth); "" keeps nothing but
+        the feature net.
+      feature_recipe, utility_recipe: classifier architectures and budgets.
+    """
+
+    num: int = 10_000
+    seed: int = 0
+    k_precision_recall: int = 3
+    k_density_coverage: int = 5
+    fd_infinity: bool = False
+    utility_steps: int = 500
+    augment_fractions: tuple[float, ...] = (0.01, 0.1)
+    privacy_space: str = "pixels"
+    privacy_rows: int = 10_000
+    dcr_percentile: float = 5.0
+    holdout_fraction: float = jsplits.DEFAULT_HOLDOUT_FRACTION
+    report: bool = True
+    pairs: int = 24
+    cache_dir: str | None = None
+    feature_recipe: ClassifierRecipe = fnet.FEATURE_NET_RECIPE
+    utility_recipe: ClassifierRecipe = utility.UTILITY_RECIPE
+
+    def __post_init__(self):
+        for name in ("num", "k_precision_recall", "k_density_coverage", "utility_steps", "privacy_rows"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"eval option {name} must be positive, got {getattr(self, name)}")
+        if self.privacy_space not in PRIVACY_SPACES:
+            raise ValueError(f"eval option privacy_space must be one of {PRIVACY_SPACES}, got {self.privacy_space!r}")
+        if not 0 < self.dcr_percentile < 100:
+            raise ValueError(f"eval option dcr_percentile must be in (0, 100), got {self.dcr_percentile}")
+
+    def utility_classifier(self) -> ClassifierRecipe:
+        return dataclasses.replace(self.utility_recipe, steps=self.utility_steps)
+
+
+def with_overrides(options: EvalOptions, assignments: list[str]) -> EvalOptions:
+    """Applies ``KEY=VALUE`` strings (``jsynth eval --set``) to the scalar fields of EvalOptions."""
+    hints = typing.get_type_hints(EvalOptions)
+    settable = sorted(k for k, v in hints.items() if k not in ("feature_recipe", "utility_recipe"))
+    changes = {}
+    for item in assignments:
+        key, sep, raw = item.partition("=")
+        if not sep or key not in settable:
+            raise ValueError(f"--set expects KEY=VALUE with KEY one of {settable}, got {item!r}")
+        kind = hints[key]
+        try:
+            if kind is bool:
+                changes[key] = raw.lower() in ("1", "true", "yes")
+            elif key == "augment_fractions":
+                changes[key] = tuple(float(v) for v in raw.split(",") if v)
+            elif key == "cache_dir":
+                changes[key] = raw
+            else:
+                changes[key] = int(raw) if kind is int else float(raw) if kind is float else raw
+        except ValueError:
+            raise ValueError(f"--set {key}={raw!r}: expected a {getattr(kind, '__name__', kind)}") from None
+    return dataclasses.replace(options, **changes)
