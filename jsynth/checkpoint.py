@@ -34,6 +34,10 @@ class Checkpointer:
         return steps[-1] if steps else None
 
     def save(self, step: int, state, metadata: dict) -> None:
+        if step in self._manager.all_steps():
+            # Only a run that fell back past an unreadable checkpoint reaches a saved step again;
+            # what it saves now is what that checkpoint should hold (steps are deterministic).
+            self._manager.delete(step)
         self._manager.save(step, args=ocp.args.Composite(
             state=ocp.args.StandardSave(state), metadata=ocp.args.JsonSave(metadata)), force=True)
 

@@ -81,7 +81,9 @@ def sample_chunks(chunk_fn, variables, *, seed: int, start: int, stop: int, chun
         return position, images, labels
 
     positions = range(start, stop, chunk_size)
-    pending = dispatch(positions[0]) if len(positions) else None
+    if not len(positions):
+        return  # an empty range: no chunks
+    pending = dispatch(positions[0])
     for next_position in list(positions[1:]) + [None]:
         ahead = dispatch(next_position) if next_position is not None else None
         position, images, labels = pending

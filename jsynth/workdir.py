@@ -7,6 +7,7 @@ WORKDIR/samples/        image grids written during training
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 
@@ -67,6 +68,22 @@ def check_resumable(workdir: str, config: TrainConfig) -> None:
         listing = ", ".join(f"{k}: {a!r} in the workdir vs {b!r} now" for k, (a, b) in sorted(changed.items()))
         raise WorkdirError(f"{workdir} holds a run of a different config ({listing}); use a new "
                            "--workdir, or the same settings to resume it")
+
+
+def keep_schedule(workdir: str, config: TrainConfig) -> TrainConfig:
+    """``config`` with the workdir's ``schedule_steps`` when it leaves that field unset.
+
+    ``resolve`` fixes the decay length to the first run's ``steps``; without this, continuing a
+    finished run with more steps would resolve another decay length and be refused as a
+    different config.
+    """
+    if config.schedule_steps is not None or not os.path.exists(config_path(workdir)):
+        return config
+    try:
+        saved = read_config(workdir)
+    except (WorkdirError, ConfigError):
+        return config  # check_resumable reports it
+    return dataclasses.replace(config, schedule_steps=saved.schedule_steps)
 
 
 def truncate_metrics(workdir: str, after_step: int) -> None:
