@@ -101,10 +101,15 @@ class VAE(nn.Module):
         # Gaussian likelihood's scale; unused (and harmless) for the Bernoulli likelihood.
         self.log_sigma = self.param("log_sigma", nn.initializers.zeros, ())
 
-    def __call__(self, x, labels, key):
-        """Returns (logits, mean, log_var) with z drawn by the reparameterisation trick."""
+    def __call__(self, x, labels, key=None, noise=None):
+        """Returns (logits, mean, log_var) with z = mean + sigma * eps (reparameterisation).
+
+        eps is ``noise`` (standard normal, (B, latent_dim)) if given, else drawn from ``key``.
+        """
         mean, log_var = self.encoder(x, labels)
-        z = mean + jnp.exp(0.5 * log_var) * jax.random.normal(key, mean.shape)
+        if noise is None:
+            noise = jax.random.normal(key, mean.shape)
+        z = mean + jnp.exp(0.5 * log_var) * noise
         return self.decoder(z, labels), mean, log_var
 
     def decode(self, z, labels=None):

@@ -13,7 +13,7 @@ import os
 import time
 
 import jax
-import numpy as np
+import jax.numpy as jnp
 from tqdm.auto import tqdm
 
 from jsynth import data as jdata
@@ -147,14 +147,8 @@ def run(config: TrainConfig, workdir: str, *, dataset: jdata.Dataset | None = No
             if log_now or save_now:
                 values = {k: float(v) for k, v in jax.device_get(metrics).items()}
                 if not all(math.isfinite(v) for v in values.values()):
-                    checkpoints.wait()
-                    kept = checkpoints.latest_step()
-                    checkpoints.close()
-                    raise NonFiniteLossError(
-                        f"losses became non-finite between step {last_checked + 1} and step {done} "
-                        f"({values}); the last good checkpoint (step {kept}) is kept in "
-                        f"{checkpoints.directory}. Lower the learning rate (--set learning_rate=...) "
-                        "and resume from it, or start a new workdir")
+                    raise _diverged(checkpoints, f"losses became non-finite between step "
+                                                 f"{last_checked + 1} and step {done} ({values})")
                 last_checked = done
                 if fd_now:
                     values["fd"] = fd_tracker.update(done, state, checkpoint_metadata(setup, done))
@@ -166,6 +160,9 @@ def run(config: TrainConfig, workdir: str, *, dataset: jdata.Dataset | None = No
                 progress.set_postfix({k: f"{v:.3g}" for k, v in values.items()}, refresh=False)
                 last_time, last_logged = now, done
             if save_now:
+                if not bool(_all_finite(state)):  # finite losses can still end in a NaN update
+                    raise _diverged(checkpoints, f"the parameters became non-finite between step "
+                                                 f"{last_checked} and step {done}")
                 checkpoints.save(done, state, checkpoint_metadata(setup, done))
             if is_chief and (done % config.sample_every == 0 or done == config.steps):
                 write_sample_grid(setup, state, os.path.join(wd.samples_dir(workdir), f"step_{done:07d}.png"))
@@ -179,6 +176,23 @@ def run(config: TrainConfig, workdir: str, *, dataset: jdata.Dataset | None = No
     if fd_tracker is not None:
         fd_tracker.close()
     return state
+
+
+def _diverged(checkpoints: Checkpointer, what: str) -> NonFiniteLossError:
+    """Closes the checkpoints (the last good one stays) and says how to go on."""
+    checkpoints.wait()
+    kept = checkpoints.latest_step()
+    checkpoints.close()
+    return NonFiniteLossError(
+        f"{what}; the last good checkpoint (step {kept}) is kept in {checkpoints.directory}. "
+        "Lower the learning rate (--set learning_rate=...) and resume from it, or start a new workdir")
+
+
+@jax.jit
+def _all_finite(tree):
+    leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)
+              if jnp.issubdtype(x.dtype, jnp.floating)]
+    return jnp.all(jnp.stack(leaves)) if leaves else jnp.bool_(True)
 
 
 def _compiled_step(setup: RunSetup):

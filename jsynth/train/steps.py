@@ -5,7 +5,9 @@ it is written for the global batch, and ``make_gan_step`` / ``make_vae_step`` ji
 (batch sharded, state replicated; XLA inserts the all-reduces, and BatchNorm statistics are over
 the global batch). With an ``axis_name`` the same function runs under ``jax.shard_map`` or
 ``jax.pmap`` on each device's slice: gradients, metrics and (for modules built with the same
-``axis_name``) BatchNorm statistics are averaged over that axis.
+``axis_name``) BatchNorm statistics are averaged over that axis, and each device uses its own rows of
+the global batch's noise, so the result equals the jitted global-batch step's (dropout masks, when
+dropout > 0, are drawn per device).
 
 Why the gradients are taken w.r.t. explicitly per-device ("varying") parameters: under
 ``shard_map`` replicated parameters are invariant, and JAX then sums their gradients across
@@ -46,8 +48,22 @@ def _mean(tree, axis_name):
 
 
 def _device_key(key, axis_name):
-    """Distinct noise on each device's slice; the same key as the global batch's otherwise."""
+    """A key of this device's own (dropout masks); the global batch's key without an axis."""
     return key if axis_name is None else jax.random.fold_in(key, jax.lax.axis_index(axis_name))
+
+
+def _normal_rows(key, shape, axis_name):
+    """Standard normal noise for this device's rows of the batch.
+
+    With an axis, each device draws the noise of the whole global batch and keeps its own rows,
+    so the per-device step sees exactly the noise of the jitted global-batch step (the latents
+    are tiny next to the networks, so drawing them N times costs nothing that matters).
+    """
+    if axis_name is None:
+        return jax.random.normal(key, shape)
+    rows, devices = shape[0], jax.lax.psum(1, axis_name)
+    every_row = jax.random.normal(key, (rows * devices,) + tuple(shape[1:]))
+    return jax.lax.dynamic_slice_in_dim(every_row, jax.lax.axis_index(axis_name) * rows, rows)
 
 
 def _labels(batch, num_classes):
@@ -89,8 +105,9 @@ def make_gan_update(generator, discriminator, g_tx, d_tx, *, latent_dim, num_cla
         real = batch["image"]
         labels = _labels(batch, num_classes)
         n = real.shape[0]
-        key_z, key_dropout = jax.random.split(_device_key(key, axis_name))
-        z = jax.random.normal(key_z, (n, latent_dim))
+        key_z, key_dropout = jax.random.split(key)
+        z = _normal_rows(key_z, (n, latent_dim), axis_name)
+        key_dropout = _device_key(key_dropout, axis_name)
 
         def generate(g_params):
             variables = {"params": g_params, "batch_stats": state.g_batch_stats}
@@ -144,13 +161,15 @@ def init_vae_state(vae, tx, key, *, image_shape, num_classes) -> VAEState:
 def make_vae_update(vae, tx, *, num_classes, beta=1.0, likelihood="bernoulli", axis_name=None):
     """The per-device VAE step: descends the beta-weighted negative ELBO."""
 
+    latent_dim = vae.latent_dim
+
     def update(state: VAEState, batch, key):
         x = batch["image"]
         labels = _labels(batch, num_classes)
-        key = _device_key(key, axis_name)
+        noise = _normal_rows(key, (x.shape[0], latent_dim), axis_name)
 
         def loss_fn(params):
-            logits, mean, log_var = vae.apply({"params": params}, x, labels, key)
+            logits, mean, log_var = vae.apply({"params": params}, x, labels, noise=noise)
             return losses.negative_elbo(logits, x, mean, log_var, beta=beta, likelihood=likelihood,
                                         log_sigma=params["log_sigma"])
 
