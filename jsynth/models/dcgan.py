@@ -12,6 +12,13 @@ Two generator layouts, both exactly as defined in ``shared/bench-architectures.m
 Class-conditional generators concatenate a one-hot code to z; the conditional discriminator adds a
 projection term <embed(y), features> to its logit (Miyato & Koyama 2018).
 BatchNorm momentum/epsilon follow PyTorch (0.1 / 1e-5), so running statistics mean the same thing.
+
+``upsample`` chooses how the generator's transposed convolutions are computed, not what they
+compute: ``"subpixel"`` (default) runs each as sub-pixel phases (``jsynth.models.subpixel``:
+no multiplications by inserted zeros, matrix products that XLA:CPU runs fast), ``"dilated"``
+as ``flax.linen.ConvTranspose`` (lax.conv_transpose). Both hold the same parameters under the
+same names (``ConvTranspose_0``, ...), so checkpoints are interchangeable; outputs agree to
+float tolerance.
 """
 from __future__ import annotations
 
@@ -22,6 +29,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from jsynth.models.mlp import one_hot_or_none
+from jsynth.models.subpixel import UPSAMPLE_MODES, SubPixelConvTranspose
 
 BN_MOMENTUM = 0.9  # flax's momentum is 1 - PyTorch's
 BN_EPSILON = 1e-5
@@ -49,10 +57,19 @@ class DCGANGenerator(nn.Module):
     num_classes: int = 0
     axis_name: str | None = None  # BatchNorm statistics averaged over this axis under shard_map/pmap
     dtype: Any = jnp.float32
+    upsample: str = "subpixel"  # "subpixel" | "dilated": same function and parameters, see above
 
     def _norm(self, train: bool):
         return nn.BatchNorm(use_running_average=not train, momentum=BN_MOMENTUM, epsilon=BN_EPSILON,
                             axis_name=self.axis_name, dtype=self.dtype)
+
+    def _conv_transpose(self, index: int, features: int, kernel: int, stride: int, padding: str):
+        """The ``index``-th transposed convolution, named as flax would auto-name a ConvTranspose."""
+        if self.upsample not in UPSAMPLE_MODES:
+            raise ValueError(f"upsample must be one of {UPSAMPLE_MODES}, got {self.upsample!r}")
+        layer = SubPixelConvTranspose if self.upsample == "subpixel" else nn.ConvTranspose
+        return layer(features, (kernel, kernel), (stride, stride), padding=padding, use_bias=False,
+                     dtype=self.dtype, name=f"ConvTranspose_{index}")
 
     @nn.compact
     def __call__(self, z, labels=None, train: bool = False):
@@ -66,26 +83,21 @@ class DCGANGenerator(nn.Module):
         if size == 28:
             h = nn.Dense(7 * 7 * 4 * w, use_bias=False, dtype=self.dtype)(h)
             h = nn.leaky_relu(self._norm(train)(h), 0.2).reshape((-1, 7, 7, 4 * w))
-            for features, stride in ((2 * w, 1), (w, 2)):
-                h = nn.ConvTranspose(features, (5, 5), (stride, stride), padding="SAME",
-                                     use_bias=False, dtype=self.dtype)(h)
+            for index, (features, stride) in enumerate(((2 * w, 1), (w, 2))):
+                h = self._conv_transpose(index, features, 5, stride, "SAME")(h)
                 h = nn.leaky_relu(self._norm(train)(h), 0.2)
-            h = nn.ConvTranspose(channels, (5, 5), (2, 2), padding="SAME", use_bias=False,
-                                 dtype=self.dtype)(h)
+            h = self._conv_transpose(2, channels, 5, 2, "SAME")(h)
             return jnp.tanh(h)
         n = _upsamplings(size)
         features = w * 2 ** (n - 1)
         h = h.reshape((h.shape[0], 1, 1, h.shape[-1]))
-        h = nn.ConvTranspose(features, (4, 4), (1, 1), padding="VALID", use_bias=False,
-                             dtype=self.dtype)(h)
+        h = self._conv_transpose(0, features, 4, 1, "VALID")(h)
         h = nn.relu(self._norm(train)(h))
-        for _ in range(n - 1):
+        for index in range(1, n):
             features //= 2
-            h = nn.ConvTranspose(features, (4, 4), (2, 2), padding="SAME", use_bias=False,
-                                 dtype=self.dtype)(h)
+            h = self._conv_transpose(index, features, 4, 2, "SAME")(h)
             h = nn.relu(self._norm(train)(h))
-        h = nn.ConvTranspose(channels, (4, 4), (2, 2), padding="SAME", use_bias=False,
-                             dtype=self.dtype)(h)
+        h = self._conv_transpose(n, channels, 4, 2, "SAME")(h)
         return jnp.tanh(h)
 
 

@@ -1,0 +1,80 @@
+"""Training throughput of the dcgan28 GAN step: real images per second.
+
+The contender is the step that ``jsynth train`` runs: ``jsynth.train.steps.make_gan_step`` over a
+data mesh of ``devices``, with ``DCGANGenerator((28, 28, 1), 64)``, ``dcgan28-disc``
+(``DCGANDiscriminator(64, dropout=0.3)``), Adam(2e-4, 0.5, 0.999) on both and BatchNorm in
+training mode (the ``tf``-style step of bench-architectures.md). The step is compiled ahead of
+time (``compile_s``); a repetition runs ``steps`` steps and ends when the last step's losses are
+floats in host memory.
+"""
+from __future__ import annotations
+
+import functools
+import time
+
+import jax
+import numpy as np
+import optax
+
+from jsynth.bench.archs import DTYPES
+from jsynth.bench.sampling_bench import Contender
+from jsynth.models import DCGANDiscriminator, DCGANGenerator
+from jsynth.parallel import data_mesh, replicate, shard_batch
+from jsynth.train.steps import init_gan_state, make_gan_step
+
+
+def jsynth_contender(batch_size: int, steps: int, devices: int, dtype: str = "float32",
+                     upsample: str = "subpixel", seed: int = 0, width: int = 64) -> Contender:
+    """``steps`` dcgan28 GAN steps by jsynth's step builder, compiled, ready to time.
+
+    ``width`` 64 is dcgan28 / dcgan28-disc; other widths are for quick tests only.
+    """
+    generator = DCGANGenerator((28, 28, 1), width, dtype=DTYPES[dtype], upsample=upsample)
+    discriminator = DCGANDiscriminator(width, dropout=0.3, dtype=DTYPES[dtype])
+    g_tx = optax.adam(2e-4, b1=0.5, b2=0.999)
+    d_tx = optax.adam(2e-4, b1=0.5, b2=0.999)
+    mesh = data_mesh(devices)
+    init = functools.partial(init_gan_state, generator, discriminator, g_tx, d_tx, image_shape=(28, 28, 1),
+                             latent_dim=100, num_classes=0)
+    state = replicate(mesh, jax.jit(init)(jax.random.key(seed)))
+    real = np.random.default_rng(seed).uniform(-1, 1, (batch_size, 28, 28, 1)).astype(np.float32)
+    batch = shard_batch(mesh, {"image": real})
+    step = make_gan_step(generator, discriminator, g_tx, d_tx, mesh=mesh, latent_dim=100, num_classes=0)
+    key = replicate(mesh, jax.random.key(seed))
+    start = time.perf_counter()
+    compiled = step.lower(state, batch, key).compile()
+    compile_s = time.perf_counter() - start
+    holder = {"state": state}
+
+    def run() -> int:
+        state = holder["state"]
+        for i in range(steps):
+            state, metrics = compiled(state, batch, jax.random.fold_in(key, i))
+        holder["state"] = state
+        float(metrics["d_loss"])  # the step is done when its losses are on the host
+        return steps * batch_size
+
+    config = {"framework": "jsynth", "mode": upsample, "arch": "dcgan28", "batch_size": batch_size,
+              "num": steps * batch_size, "devices": devices, "dtype": dtype}
+    return Contender(f"jsynth train b{batch_size} d{devices} {dtype} {upsample}", run, compile_s, config)
+
+
+def torch_contender(batch_size: int, steps: int, mode: str = "eager") -> Contender:
+    """``steps`` PyTorch dcgan28 GAN steps (``torch_reference.make_train_step``)."""
+    import torch
+
+    from jsynth.bench import torch_reference as ref
+
+    step = ref.make_train_step(batch_size, mode)
+    start = time.perf_counter()
+    step()
+    compile_s = time.perf_counter() - start
+
+    def run() -> int:
+        for _ in range(steps):
+            step()
+        return steps * batch_size
+
+    config = {"framework": "torch", "mode": mode, "arch": "dcgan28", "batch_size": batch_size,
+              "num": steps * batch_size, "devices": torch.get_num_threads(), "dtype": "float32"}
+    return Contender(f"torch train b{batch_size} {mode}", run, compile_s, config)

@@ -1,0 +1,74 @@
+"""Sub-pixel transposed convolutions compute flax's ConvTranspose exactly, with its parameters."""
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jsynth.models import DCGANGenerator
+from jsynth.models.subpixel import LOWERINGS, SubPixelConvTranspose, choose_lowering, conv_transpose
+
+# (input size, C_in, C_out, kernel, stride, padding): the dcgan28 and dcgan64 layers (narrowed)
+LAYERS = [(7, 16, 8, 5, 2, "SAME"),    # dcgan28 k5 s2
+          (14, 8, 1, 5, 2, "SAME"),    # dcgan28 last layer (1 channel)
+          (7, 16, 8, 5, 1, "SAME"),    # dcgan28 k5 s1
+          (4, 16, 8, 4, 2, "SAME"),    # dcgan64 k4 s2
+          (8, 8, 3, 4, 2, "SAME"),     # dcgan64 last layer (3 channels)
+          (1, 10, 16, 4, 1, "VALID"),  # dcgan64 first layer, from 1x1
+          (5, 4, 4, 5, 2, ((1, 2), (3, 0)))]
+
+
+@pytest.mark.parametrize("lowering", sorted(LOWERINGS))
+@pytest.mark.parametrize("size,c_in,c_out,k,s,padding", LAYERS)
+def test_equals_flax_conv_transpose(lowering, size, c_in, c_out, k, s, padding):
+    x = jax.random.normal(jax.random.key(0), (3, size, size, c_in))
+    flax_layer = nn.ConvTranspose(c_out, (k, k), (s, s), padding=padding, precision="highest")
+    variables = flax_layer.init(jax.random.key(1), x)
+    expected = flax_layer.apply(variables, x)
+    kernel, bias = variables["params"]["kernel"], variables["params"]["bias"]
+    got = jax.jit(lambda x, k: conv_transpose(x, k, (s, s), padding, "highest", lowering))(x, kernel) + bias
+    assert got.shape == expected.shape
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_module_is_a_drop_in_with_the_same_parameters():
+    x = jax.random.normal(jax.random.key(0), (2, 7, 7, 16))
+    ours = SubPixelConvTranspose(8, (5, 5), (2, 2), precision="highest")
+    theirs = nn.ConvTranspose(8, (5, 5), (2, 2), precision="highest")
+    ours_vars, theirs_vars = ours.init(jax.random.key(3), x), theirs.init(jax.random.key(3), x)
+    assert jax.tree.structure(ours_vars) == jax.tree.structure(theirs_vars)
+    jax.tree.map(np.testing.assert_array_equal, ours_vars, theirs_vars)  # same initialisers
+    np.testing.assert_allclose(ours.apply(theirs_vars, x), theirs.apply(theirs_vars, x), rtol=1e-5, atol=1e-5)
+
+
+def test_lowering_choice():
+    assert choose_lowering((1, 1, 1, 100), (4, 4, 100, 512)) == "col2im"       # 1x1 latent
+    assert choose_lowering((1, 14, 14, 64), (5, 5, 64, 1)) == "col2im"         # 1 output channel
+    assert choose_lowering((1, 7, 7, 256), (5, 5, 256, 128)) == "phase_convs"
+
+
+@pytest.mark.parametrize("shape", [(28, 28, 1), (64, 64, 3)])
+def test_generator_upsample_modes_share_parameter_structure(shape):
+    z = jnp.zeros((2, 100))
+    sub, dil = (jax.eval_shape(DCGANGenerator(shape, 8, upsample=up).init, jax.random.key(1), z)
+                for up in ("subpixel", "dilated"))
+    assert DCGANGenerator(shape, 8).upsample == "subpixel"  # the default
+    assert jax.tree.structure(sub) == jax.tree.structure(dil)
+    assert jax.tree.map(lambda x: x.shape, sub) == jax.tree.map(lambda x: x.shape, dil)
+    names = sorted(k for k in sub["params"] if k.startswith("ConvTranspose"))
+    assert names == [f"ConvTranspose_{i}" for i in range(len(names))]
+
+
+def test_dcgan28_upsample_modes_compute_the_same_function():
+    sub, dil = DCGANGenerator((28, 28, 1), 8), DCGANGenerator((28, 28, 1), 8, upsample="dilated")
+    z = jax.random.normal(jax.random.key(0), (4, 100))
+    variables = dil.init(jax.random.key(1), z)
+    for train in (False, True):  # BatchNorm on running statistics, then on batch statistics
+        a, b = (jax.jit(lambda v, z: g.apply(v, z, train=train, mutable=["batch_stats"])[0])(variables, z)
+                for g in (sub, dil))
+        np.testing.assert_allclose(a, b, atol=2e-5)
+
+
+def test_generator_rejects_unknown_upsample():
+    with pytest.raises(ValueError, match="upsample must be one of"):
+        DCGANGenerator((28, 28, 1), 8, upsample="nearest").init(jax.random.key(0), jnp.zeros((1, 100)))
