@@ -74,6 +74,23 @@ def _shift(x, axis: int, offset: int, length: int):
     return jax.lax.slice_in_dim(x, start, start + length, axis=axis)
 
 
+def _plan(h, w, k_h, k_w, strides, padding):
+    """Output size, phases per axis (``_phases``) and phase-plane size of a transposed conv."""
+    s_h, s_w = strides
+    pad_h, pad_w = (padding, padding) if isinstance(padding, str) else padding
+    out_h, phases_h = _phases(h, k_h, s_h, pad_h)
+    out_w, phases_w = _phases(w, k_w, s_w, pad_w)
+    return out_h, out_w, phases_h, phases_w, -(-out_h // s_h), -(-out_w // s_w)
+
+
+def _interleave(rows, out_size, strides):
+    """Phase planes rows[r_h][r_w] (B, m_h, m_w, C) -> the (B, out_h, out_w, C) output."""
+    b, m_h, m_w, c_out = rows[0][0].shape
+    (s_h, s_w), (out_h, out_w) = strides, out_size
+    y = jnp.stack([jnp.stack(cols, axis=3) for cols in rows], axis=2)
+    return y.reshape(b, m_h * s_h, m_w * s_w, c_out)[:, :out_h, :out_w]
+
+
 def _col2im(x, kernel, strides, padding, precision):
     """Every input pixel times every tap in one matrix product, then each phase sums its taps.
 
@@ -83,10 +100,7 @@ def _col2im(x, kernel, strides, padding, precision):
     b, h, w, c_in = x.shape
     k_h, k_w, _, c_out = kernel.shape
     s_h, s_w = strides
-    pad_h, pad_w = (padding, padding) if isinstance(padding, str) else padding
-    out_h, phases_h = _phases(h, k_h, s_h, pad_h)
-    out_w, phases_w = _phases(w, k_w, s_w, pad_w)
-    m_h, m_w = -(-out_h // s_h), -(-out_w // s_w)
+    out_h, out_w, phases_h, phases_w, m_h, m_w = _plan(h, w, k_h, k_w, strides, padding)
     z = jnp.dot(x.reshape(b * h * w, c_in), kernel.transpose(2, 0, 1, 3).reshape(c_in, k_h * k_w * c_out),
                 precision=precision).reshape(b, h, w, k_h, k_w, c_out)
     rows = []
@@ -100,20 +114,16 @@ def _col2im(x, kernel, strides, padding, precision):
                     tap = _shift(_shift(tap, 1, d_h + i, m_h), 2, d_w + j, m_w)
                     acc = tap if acc is None else acc + tap
             cols.append(acc)
-        rows.append(jnp.stack(cols, axis=3))
-    y = jnp.stack(rows, axis=2).reshape(b, m_h * s_h, m_w * s_w, c_out)
-    return y[:, :out_h, :out_w]
+        rows.append(cols)
+    return _interleave(rows, (out_h, out_w), strides)
 
 
 def _phase_convs(x, kernel, strides, padding, precision):
     """One stride-1 VALID convolution per output phase with its sub-kernel, then interleave."""
-    b, h, w, c_in = x.shape
-    k_h, k_w, _, c_out = kernel.shape
+    _, h, w, _ = x.shape
+    k_h, k_w = kernel.shape[:2]
     s_h, s_w = strides
-    pad_h, pad_w = (padding, padding) if isinstance(padding, str) else padding
-    out_h, phases_h = _phases(h, k_h, s_h, pad_h)
-    out_w, phases_w = _phases(w, k_w, s_w, pad_w)
-    m_h, m_w = -(-out_h // s_h), -(-out_w // s_w)
+    out_h, out_w, phases_h, phases_w, m_h, m_w = _plan(h, w, k_h, k_w, strides, padding)
     rows = []
     for t_h, d_h, n_h in phases_h:
         cols = []
@@ -122,9 +132,8 @@ def _phase_convs(x, kernel, strides, padding, precision):
             cols.append(jax.lax.conv_general_dilated(
                 xx, kernel[t_h::s_h, t_w::s_w], (1, 1), "VALID",
                 dimension_numbers=("NHWC", "HWIO", "NHWC"), precision=precision))
-        rows.append(jnp.stack(cols, axis=3))
-    y = jnp.stack(rows, axis=2).reshape(b, m_h * s_h, m_w * s_w, c_out)
-    return y[:, :out_h, :out_w]
+        rows.append(cols)
+    return _interleave(rows, (out_h, out_w), strides)
 
 
 LOWERINGS = {"phase_convs": _phase_convs, "col2im": _col2im}
