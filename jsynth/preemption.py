@@ -1,4 +1,4 @@
-"""Preemption: SIGTERM means "finish this step, save, exit cleanly".
+"""Preemption: SIGTERM means "finish this step, save, exit cleanly"; so does a first Ctrl-C.
 
 Cluster schedulers (SLURM, Kubernetes, TPU/GCE maintenance) send SIGTERM some time before they
 kill a job. In a multi-process run JAX's coordination service already catches SIGTERM and agrees
@@ -19,23 +19,27 @@ class PreemptionWatch:
 
     def __init__(self):
         self._signalled = False
-        self._previous = None
+        self._previous = {}
         self._multi_process = jax.process_count() > 1
 
     def __enter__(self):
         # JAX's preemption service owns SIGTERM in a multi-process run; Python signal handlers
         # can only be set from the main thread.
         if not self._multi_process and threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGTERM, self._on_signal)
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                self._previous[signum] = signal.signal(signum, self._on_signal)
         return self
 
     def __exit__(self, *exc):
-        if self._previous is not None:
-            signal.signal(signal.SIGTERM, self._previous)
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous = {}
         return False
 
     def _on_signal(self, signum, frame):
         self._signalled = True
+        if signum == signal.SIGINT:  # a second Ctrl-C interrupts at once, as usual
+            signal.signal(signal.SIGINT, self._previous.get(signal.SIGINT, signal.default_int_handler))
 
     def should_stop(self, step: int) -> bool:
         if self._multi_process:

@@ -168,7 +168,8 @@ def run(config: TrainConfig, workdir: str, *, dataset: jdata.Dataset | None = No
                 write_sample_grid(setup, state, os.path.join(wd.samples_dir(workdir), f"step_{done:07d}.png"))
             if preempted:
                 if is_chief:
-                    print(f"preempted: checkpoint saved at step {done} in {checkpoints.directory}; "
+                    print(f"preempted (SIGTERM or Ctrl-C): checkpoint saved at step {done} in "
+                          f"{checkpoints.directory}; "
                           "rerun the same command to resume", flush=True)
                 break
     progress.close()
