@@ -110,8 +110,10 @@ def test_sigterm_saves_at_an_agreed_step_and_resumes(two_process_run, tmp_path):
     workdir = str(tmp_path / "run")
     args = TRAIN + ["--workdir", workdir, "--checkpoint-every", "1000"]
     processes, logs = start_local(args, 2, devices_per_process=2, log_dir=str(tmp_path / "logs-1"))
+    # Signal as soon as the processes talk to each other (JAX's preemption notifier is installed
+    # by then): a tiny run would otherwise finish before the processes agree on a step.
     deadline = time.monotonic() + TIMEOUT_S
-    while not os.path.exists(os.path.join(workdir, "metrics.jsonl")) and time.monotonic() < deadline:
+    while "connected to" not in open(logs[1]).read() and time.monotonic() < deadline:
         time.sleep(0.02)
     os.kill(processes[1].pid, signal.SIGTERM)  # one process is told; both must stop together
     result = wait_all(processes, logs, TIMEOUT_S)
