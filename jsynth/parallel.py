@@ -64,6 +64,14 @@ def replicate(mesh: Mesh, tree):
     return jax.device_put(tree, replicated(mesh))
 
 
+def replicated_shapes(init, mesh: Mesh):
+    """Shapes and dtypes of ``init(key)``'s pytree, replicated on ``mesh``, without computing it:
+    the abstract target a checkpoint restores to."""
+    rep = replicated(mesh)
+    shapes = jax.eval_shape(init, jax.random.key(0))
+    return jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=rep), shapes)
+
+
 def local_mesh() -> Mesh:
     """A 1-D mesh over this process's own devices, for work that needs no other process
     (each process of a multi-process ``sample`` writes its own shards)."""

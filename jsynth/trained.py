@@ -4,7 +4,6 @@ from __future__ import annotations
 import dataclasses
 from typing import Callable
 
-import jax
 
 from jsynth import parallel, workdir as wd
 from jsynth.builders import build_parts
@@ -47,10 +46,7 @@ def load_trained(workdir: str, *, mesh=None, use_ema: bool = True) -> TrainedMod
         raise wd.WorkdirError(f"no checkpoint in {checkpoints.directory} is readable")
     image_shape, num_classes = tuple(metadata["image_shape"]), int(metadata["num_classes"])
     parts = build_parts(config, image_shape, num_classes)
-    mesh = mesh or parallel.data_mesh()
-    rep = parallel.replicated(mesh)
-    shapes = jax.eval_shape(parts.init, jax.random.key(0))
-    target = jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=rep), shapes)
+    target = parallel.replicated_shapes(parts.init, mesh or parallel.data_mesh())
     state, metadata, step = checkpoints.restore_latest(target)
     checkpoints.close()
     variables = (parts.variables(state, use_ema) if config.family == "gan" else parts.variables(state))

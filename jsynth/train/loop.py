@@ -73,9 +73,7 @@ def describe(setup: RunSetup) -> dict:
 
 def abstract_state(setup: RunSetup):
     """Shapes, dtypes and (replicated) shardings of the state: the target a checkpoint restores to."""
-    rep = parallel.replicated(setup.mesh)
-    shapes = jax.eval_shape(setup.parts.init, jax.random.key(0))
-    return jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=rep), shapes)
+    return parallel.replicated_shapes(setup.parts.init, setup.mesh)
 
 
 def checkpoint_metadata(setup: RunSetup, step: int) -> dict:
@@ -111,7 +109,7 @@ def run(config: TrainConfig, workdir: str, *, dataset: jdata.Dataset | None = No
     if is_chief:
         wd.truncate_metrics(workdir, start)
 
-    train_step = _compiled_step(setup)
+    train_step = jit_over_mesh(parts.update, mesh)
     images = jdata.to_model_range(setup.dataset.images, parts.model_range)
     labels = setup.dataset.labels
     rows = jdata.process_rows(config.batch_size, jax.process_index(), jax.process_count())
@@ -194,10 +192,6 @@ def _all_finite(tree):
     leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)
               if jnp.issubdtype(x.dtype, jnp.floating)]
     return jnp.all(jnp.stack(leaves)) if leaves else jnp.bool_(True)
-
-
-def _compiled_step(setup: RunSetup):
-    return jit_over_mesh(setup.parts.update, setup.mesh)
 
 
 def write_sample_grid(setup: RunSetup, state, path: str, seed: int = 0) -> str:
