@@ -28,7 +28,9 @@ def test_equals_flax_conv_transpose(lowering, size, c_in, c_out, k, s, padding):
     kernel, bias = variables["params"]["kernel"], variables["params"]["bias"]
     got = jax.jit(lambda x, k: conv_transpose(x, k, (s, s), padding, "highest", lowering))(x, kernel) + bias
     assert got.shape == expected.shape
-    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+    # Winograd's transforms round differently: ~1e-5 of the output's scale for F(4, 5)
+    tol = 5e-5 if lowering == "winograd" else 1e-5
+    np.testing.assert_allclose(got, expected, rtol=tol, atol=tol * float(np.abs(expected).max()))
 
 
 def test_module_is_a_drop_in_with_the_same_parameters():
