@@ -63,7 +63,7 @@ def main() -> None:
             kk = jax.device_put(jnp.ones((c_in, k * k * c_out)), device)
             t = cpu_seconds(lambda m, kk: m @ kk, m, kk)
             row.append(f"bare col2im dot {2 * b * macs / t / 1e9:5.1f}")
-            print(f"  convT {n}x{n}x{c_in}->{c_out} k{k} s{s} [uses {choose_lowering(x.shape, w.shape, (s, s))}]: "
+            print(f"  convT {n}x{n}x{c_in}->{c_out} k{k} s{s} [uses {choose_lowering(x.shape, w.shape)}]: "
                   + " | ".join(row))
         model = sampler(arch)
         z = jax.device_put(jnp.ones((b, model.latent_dim)), device)

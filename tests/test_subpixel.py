@@ -46,7 +46,10 @@ def test_module_is_a_drop_in_with_the_same_parameters():
 def test_lowering_choice():
     assert choose_lowering((1, 1, 1, 100), (4, 4, 100, 512)) == "col2im"       # 1x1 latent
     assert choose_lowering((1, 14, 14, 64), (5, 5, 64, 1)) == "col2im"         # 1 output channel
-    assert choose_lowering((1, 7, 7, 256), (5, 5, 256, 128)) == "phase_convs"
+    assert choose_lowering((1, 7, 7, 256), (5, 5, 256, 128)) == "winograd"     # dcgan28 k5 s1
+    assert choose_lowering((1, 8, 8, 256), (4, 4, 256, 128)) == "winograd"     # dcgan64 8x8
+    assert choose_lowering((1, 4, 4, 512), (4, 4, 512, 256)) == "phase_convs"  # kernel outweighs 4x4
+    assert choose_lowering((1, 16, 16, 128), (4, 4, 128, 64)) == "phase_convs"
 
 
 @pytest.mark.parametrize("shape", [(28, 28, 1), (64, 64, 3)])

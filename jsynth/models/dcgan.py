@@ -30,10 +30,12 @@ import jax.numpy as jnp
 
 from jsynth.models.mlp import one_hot_or_none
 from jsynth.models.subpixel import UPSAMPLE_MODES, SubPixelConvTranspose
+from jsynth.models.winograd import WinogradConv
 
 BN_MOMENTUM = 0.9  # flax's momentum is 1 - PyTorch's
 BN_EPSILON = 1e-5
 SUPPORTED_SIZES = (8, 16, 28, 32, 64)
+DOWNSAMPLE_MODES = ("winograd", "conv")
 
 
 def check_image_shape(image_shape) -> None:
@@ -108,21 +110,38 @@ class DCGANDiscriminator(nn.Module):
     ``width`` until the map is 7x7 or 4x4, LeakyReLU(0.2) and dropout, then one Dense logit.
     At 28x28, width 64 and dropout 0.3 it is ``dcgan28-disc`` exactly. No BatchNorm: real and
     fake batches pass separately, and batch statistics would leak between them.
+
+    ``downsample="winograd"`` (default) computes the convolution that outputs a 7x7 or 8x8 map
+    by ``jsynth.models.winograd.WinogradConv`` (its gradients are matrix products: the training
+    step is faster), ``"conv"`` all of them by ``flax.linen.Conv``; the parameters are the same.
     """
 
     width: int = 64
     num_classes: int = 0
     dropout: float = 0.0
     dtype: Any = jnp.float32
+    downsample: str = "winograd"  # "winograd" | "conv": same function and parameters, see above
+
+    @staticmethod
+    def _conv_index(size: int, current: int) -> int:
+        """The auto-name index flax gives the strided convolution reading a ``current``-wide map."""
+        return int(math.log2(size // current))
 
     @nn.compact
     def __call__(self, x, labels=None, train: bool = False):
+        if self.downsample not in DOWNSAMPLE_MODES:
+            raise ValueError(f"downsample must be one of {DOWNSAMPLE_MODES}, got {self.downsample!r}")
         size = x.shape[1]
         kernel, stop = (5, 7) if size == 28 else (4, 4)
         h = x.astype(self.dtype)
         features = self.width
         while h.shape[1] > stop:
-            h = nn.Conv(features, (kernel, kernel), (2, 2), padding="SAME", dtype=self.dtype)(h)
+            if self.downsample == "winograd" and -(-h.shape[1] // 2) in (7, 8):  # measured faster there
+                h = WinogradConv(features, (kernel, kernel), (2, 2), dtype=self.dtype,
+                                 name=f"Conv_{self._conv_index(size, h.shape[1])}")(h)
+            else:
+                h = nn.Conv(features, (kernel, kernel), (2, 2), padding="SAME", dtype=self.dtype,
+                            name=f"Conv_{self._conv_index(size, h.shape[1])}")(h)
             h = nn.leaky_relu(h, 0.2)
             h = nn.Dropout(self.dropout, deterministic=not train)(h)
             features *= 2

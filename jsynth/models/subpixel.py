@@ -9,12 +9,14 @@ undilated input with a sub-kernel ``kernel[t_y::s, t_x::s]``; the phases are the
 (depth-to-space). That is the same function, with the same kernel array, at ``1/(s*s)`` of the
 dilated form's arithmetic: exactly the nominal transposed-conv MACs of bench-architectures.md.
 
-Two lowerings compute the phases, chosen per layer by ``choose_lowering`` from measurements on
+Three lowerings compute the phases, chosen per layer by ``choose_lowering`` from measurements on
 XLA:CPU (see the README's Benchmarks): ``phase_convs``, one stride-1 convolution per phase with
-its sub-kernel (the wide layers), and ``col2im``, one matrix product of every input pixel with
+its sub-kernel (the wide layers); ``col2im``, one matrix product of every input pixel with
 every tap followed by a fused shift-and-add per phase (a 1x1 input, or an output of 1-3
-channels, where a convolution would waste most of its work). Both do the nominal MACs of
+channels, where a convolution would waste most of its work); both do the nominal MACs of
 bench-architectures.md (taps on the border padding included), never the zeros of dilation.
+And ``winograd`` (``jsynth.models.winograd``, 7x7 and 8x8 maps): all phases as one stride-1
+correlation by Winograd's minimal filtering, fewer multiplications than even the exact MACs.
 
 ``conv_transpose(x, kernel, strides, padding)`` equals ``jax.lax.conv_transpose`` with
 NHWC / HWIO layouts and ``transpose_kernel=False`` (what ``flax.linen.ConvTranspose`` calls),
@@ -149,20 +151,21 @@ def _winograd(x, kernel, strides, padding, precision):
 LOWERINGS = {"phase_convs": _phase_convs, "col2im": _col2im, "winograd": _winograd}
 
 
-def choose_lowering(x_shape, kernel_shape, strides=(2, 2)) -> str:
+def choose_lowering(x_shape, kernel_shape) -> str:
     """The faster lowering for a layer, as measured on XLA:CPU (README, Benchmarks).
 
     ``col2im`` when the input is tiny (a 1x1 latent: phase convolutions would pad it into mostly
     zeros) or the output has few channels (a thin matrix product beats a convolution whose
-    output vector is 1-3 wide); ``winograd`` for a stride-1 layer on a small map (dcgan28's k5
-    7x7 layer: 1.8x faster than the convolution, which multiplies 31 % border padding);
+    output vector is 1-3 wide); ``winograd`` on 7x7 and 8x8 maps (dcgan28's k5 layers, dcgan64's
+    8x8 layer), where a convolution multiplies mostly border padding (on 4x4 the transformed
+    kernel outweighs the activations, from 16x16 on phase convolutions are faster);
     ``phase_convs`` otherwise.
     """
     _, h, w, _ = x_shape
     k_h, k_w, _, c_out = kernel_shape
     if (k_h >= 2 * h and k_w >= 2 * w) or c_out < 16:
         return "col2im"
-    if tuple(strides) == (1, 1) and h * w <= 64:
+    if min(h, w) >= 7 and h * w <= 64:
         return "winograd"
     return "phase_convs"
 
@@ -180,7 +183,7 @@ def conv_transpose(x, kernel, strides: Sequence[int] = (2, 2), padding: Any = "S
     Returns:
       (B, H_out, W_out, C_out) in the result dtype of ``x`` and ``kernel``.
     """
-    lowering = lowering or choose_lowering(x.shape, kernel.shape, strides)
+    lowering = lowering or choose_lowering(x.shape, kernel.shape)
     return LOWERINGS[lowering](x, kernel, tuple(strides), padding, precision)
 
 

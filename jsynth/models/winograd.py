@@ -24,7 +24,10 @@ from __future__ import annotations
 
 import functools
 from fractions import Fraction
+from typing import Any
 
+import flax.linen as nn
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -95,20 +98,41 @@ def _axis_matrices(length_in: int, length_out: int, kernel: int, stride: int, ph
 @functools.lru_cache(maxsize=64)
 def transform_matrices(h: int, w: int, k_h: int, k_w: int, strides, phases_h, phases_w,
                        out_h: int, out_w: int, tile: int = TILE):
-    """``(K_in (P*T, H*W), K_kernel (P*S, k_h*k_w), K_out (J_h*J_w, P*T))`` as float32 numpy.
-
-    P Winograd points (n_h * n_w), T tiles, S = s_h * s_w phases, J stacked outputs per axis.
-    """
+    """Per-axis ``(b_in, g_k, a_out)`` of both axes (``_axis_matrices``), as float32 numpy."""
     s_h, s_w = strides
-    bh, gh, ah = _axis_matrices(h, out_h, k_h, s_h, phases_h, tile)
-    bw, gw, aw = _axis_matrices(w, out_w, k_w, s_w, phases_w, tile)
-    k_in = np.einsum("pty,qux->pqtuyx", bh, bw)
-    k_kernel = np.einsum("prt,qsu->pqrstu", gh, gw)
-    k_out = np.einsum("jpt,kqu->jkpqtu", ah, aw)
-    p, t = bh.shape[0] * bw.shape[0], bh.shape[1] * bw.shape[1]
-    return (k_in.reshape(p * t, h * w).astype(np.float32),
-            k_kernel.reshape(p * s_h * s_w, k_h * k_w).astype(np.float32),
-            k_out.reshape(ah.shape[0] * aw.shape[0], p * t).astype(np.float32))
+    return tuple(tuple(m.astype(np.float32) for m in _axis_matrices(*args, tile)) for args in
+                 ((h, out_h, k_h, s_h, phases_h), (w, out_w, k_w, s_w, phases_w)))
+
+
+def _leading_dot(matrix, x, precision, contract: int = 1):
+    """``matrix`` (R..., K...) applied to the leading ``contract`` axes (K...) of ``x``.
+
+    Callers transpose first so that the contraction is the major axis of a row-major array:
+    otherwise XLA picks a layout with the short contraction innermost (measured 10x slower).
+    No reshape of ``x``: merging its batch axis with others would drop its sharding over a
+    mesh, and XLA would gather the whole batch on every device.
+    """
+    m = matrix.ndim - contract
+    return jax.lax.dot_general(matrix, x, ((tuple(range(m, matrix.ndim)), tuple(range(contract))), ((), ())),
+                               precision=precision)
+
+
+def _input_transform(x, b_h, b_w, precision):
+    """``V[p, q, t, u, b, c] = sum_yz b_h[p, t, y] b_w[q, u, z] x[b, y, z, c]``, one axis at a time.
+
+    Separable: two thin matrix products (points x length), each over the leading axis of a
+    row-major array (explicit transposes in between), instead of one dense Kronecker product.
+    """
+    a = _leading_dot(b_h, x.transpose(1, 2, 0, 3), precision)         # (p, t, W, B, C)
+    a = _leading_dot(b_w, a.transpose(2, 0, 1, 3, 4), precision)     # (q, u, p, t, B, C)
+    return a.transpose(2, 0, 3, 1, 4, 5)
+
+
+def _output_transform(m, a_h, a_w, precision):
+    """``Y[j, k, b, o] = sum_pqtu a_h[j, p, t] a_w[k, q, u] M[p, q, t, u, b, o]``, one axis at a time."""
+    y = _leading_dot(a_h, m.transpose(0, 2, 1, 3, 4, 5), precision, 2)  # (J_h, q, u, B, O)
+    y = _leading_dot(a_w, y.transpose(1, 2, 0, 3, 4), precision, 2)     # (J_w, J_h, B, O)
+    return y.transpose(1, 0, 2, 3)
 
 
 def conv_transpose(x, kernel, strides, phases_h, phases_w, out_h: int, out_w: int, precision=None):
@@ -119,18 +143,104 @@ def conv_transpose(x, kernel, strides, phases_h, phases_w, out_h: int, out_w: in
     b, h, w, c_in = x.shape
     k_h, k_w, _, c_out = kernel.shape
     s_h, s_w = strides
-    k_in, k_kernel, k_out = transform_matrices(h, w, k_h, k_w, (s_h, s_w), tuple(phases_h),
-                                               tuple(phases_w), out_h, out_w)
-    dtype = jnp.result_type(x, kernel)
-    j_h, j_w = -(-out_h // s_h), -(-out_w // s_w)
-    points = k_kernel.shape[0] // (s_h * s_w)
-    tiles = k_in.shape[0] // points
-    v = jnp.dot(k_in.astype(dtype), x.transpose(1, 2, 0, 3).reshape(h * w, b * c_in), precision=precision)
-    u = jnp.dot(k_kernel.astype(dtype), kernel.reshape(k_h * k_w, c_in * c_out), precision=precision)
-    u = u.reshape(points, s_h * s_w, c_in, c_out).transpose(0, 2, 1, 3).reshape(points, c_in, -1)
+    (b_h, g_h, a_h), (b_w, g_w, a_w) = (
+        [jnp.asarray(m, jnp.result_type(x, kernel)) for m in axis]
+        for axis in transform_matrices(h, w, k_h, k_w, (s_h, s_w), tuple(phases_h), tuple(phases_w),
+                                       out_h, out_w))
+    v = _input_transform(x, b_h, b_w, precision)
+    u = jnp.einsum("prt,qsu,tuco->pqcrso", g_h, g_w, kernel, precision=precision)
+    u = u.reshape(*u.shape[:3], -1)  # output channels ordered (phase_h, phase_w, C_out)
     # The batch stays a dimension of its own: merged with the tiles, a batch-sharded input (data
     # parallel over a mesh) could not stay sharded, and XLA would gather it across devices.
-    m = jnp.einsum("ptbc,pco->ptbo", v.reshape(points, tiles, b, c_in), u, precision=precision)
-    y = jnp.dot(k_out.astype(dtype), m.reshape(points * tiles, -1), precision=precision)
+    m = jnp.einsum("pqtubc,pqco->pqtubo", v, u, precision=precision)
+    y = _output_transform(m, a_h, a_w, precision)  # (J_h, J_w, B, s_h * s_w * C_out)
+    j_h, j_w = y.shape[:2]
     y = y.reshape(j_h, j_w, b, s_h, s_w, c_out).transpose(2, 0, 3, 1, 4, 5)
     return y.reshape(b, j_h * s_h, j_w * s_w, c_out)[:, :out_h, :out_w]
+
+
+def _strided_axis_matrices(length_in: int, kernel: int, stride: int, tile: int):
+    """Per-axis pieces of a stride-``s`` SAME convolution as a stride-1 one over input phases.
+
+    Output ``j`` reads ``x[s*j + t - low]``; writing ``t - low = s*q + rho`` makes it a stride-1
+    correlation over ``q`` of the phase-``rho`` subsampled input (space-to-depth). Returns
+    ``(b_in (n, T, s, N), g_k (n, s, K), a_out (J, n, T))``, J = ceil(N / s).
+    """
+    outputs = -(-length_in // stride)
+    low = max((outputs - 1) * stride + kernel - length_in, 0) // 2
+    q_min, q_max = (-low) // stride, (kernel - 1 - low) // stride
+    window = q_max - q_min + 1
+    m = min(tile, outputs)
+    at, g, bt = minimal_filter(m, window)
+    n, tiles = m + window - 1, -(-outputs // m)
+    b_in = np.zeros((n, tiles, stride, length_in))
+    for t in range(tiles):
+        for a in range(n):
+            for rho in range(stride):
+                x = stride * (t * m + q_min + a) + rho
+                if 0 <= x < length_in:
+                    b_in[:, t, rho, x] += bt[:, a]
+    g_k = np.zeros((n, stride, kernel))
+    for t in range(kernel):
+        q, rho = divmod(t - low, stride)
+        g_k[:, rho, t] += g[:, q - q_min]
+    a_out = np.zeros((outputs, n, tiles))
+    for j in range(outputs):
+        a_out[j, :, j // m] = at[j % m]
+    return b_in, g_k, a_out
+
+
+@functools.lru_cache(maxsize=64)
+def strided_transform_matrices(h: int, w: int, k_h: int, k_w: int, strides, tile: int = TILE):
+    """Per-axis ``(b_in, g_k, a_out)`` of both axes (``_strided_axis_matrices``), float32 numpy."""
+    return tuple(tuple(m.astype(np.float32) for m in _strided_axis_matrices(n, k, s, tile))
+                 for n, k, s in ((h, k_h, strides[0]), (w, k_w, strides[1])))
+
+
+def conv(x, kernel, strides, precision=None):
+    """``lax.conv_general_dilated(x, kernel, strides, "SAME")`` (NHWC, HWIO) by Winograd transforms.
+
+    The stride folds into the channels (space-to-depth), so a k5 stride-2 layer is an F(4, 3)
+    correlation with ``s*s*C_in`` input channels; its gradients are matrix products, where
+    XLA's own input gradient of a strided convolution correlates a zero-dilated array.
+    """
+    b, h, w, c_in = x.shape
+    (b_h, g_h, a_h), (b_w, g_w, a_w) = (
+        [jnp.asarray(m, jnp.result_type(x, kernel)) for m in axis]
+        for axis in strided_transform_matrices(h, w, *kernel.shape[:2], tuple(strides)))
+    n_h, t_h, s_h, _ = b_h.shape
+    n_w, t_w, s_w, _ = b_w.shape
+    v = _input_transform(x, b_h.reshape(n_h, t_h * s_h, h), b_w.reshape(n_w, t_w * s_w, w), precision)
+    v = v.reshape(n_h, n_w, t_h, s_h, t_w, s_w, b, c_in)
+    u = jnp.einsum("prt,qsu,tuco->pqrsco", g_h, g_w, kernel, precision=precision)
+    m = jnp.einsum("pqtrusbc,pqrsco->pqtubo", v, u, precision=precision)
+    return _output_transform(m, a_h, a_w, precision).transpose(2, 0, 1, 3)
+
+
+class WinogradConv(nn.Module):
+    """A drop-in for ``flax.linen.Conv`` (2-D, SAME padding, no dilation) computed by ``conv``.
+
+    Same fields, the same ``kernel`` and ``bias`` parameters (shapes, initialisers), the same
+    function to float tolerance: give it the name the Conv had and checkpoints are
+    interchangeable. Worth it on small output maps (the 7x7 layer of ``dcgan28-disc``), where
+    its gradients are matrix products instead of XLA's zero-dilated convolutions.
+    """
+
+    features: int
+    kernel_size: tuple[int, int]
+    strides: tuple[int, int] = (1, 1)
+    use_bias: bool = True
+    dtype: Any = None
+    param_dtype: Any = jnp.float32
+    precision: Any = None
+    kernel_init: Any = nn.linear.default_kernel_init
+    bias_init: Any = nn.initializers.zeros_init()
+
+    @nn.compact
+    def __call__(self, x):
+        shape = tuple(self.kernel_size) + (x.shape[-1], self.features)
+        kernel = self.param("kernel", self.kernel_init, shape, self.param_dtype)
+        bias = self.param("bias", self.bias_init, (self.features,), self.param_dtype) if self.use_bias else None
+        x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias, dtype=self.dtype)
+        y = conv(x, kernel, tuple(self.strides), self.precision)
+        return y if bias is None else y + bias
