@@ -48,7 +48,7 @@ def test_lowering_choice():
     assert choose_lowering((1, 14, 14, 64), (5, 5, 64, 1)) == "col2im"         # 1 output channel
     assert choose_lowering((1, 7, 7, 256), (5, 5, 256, 128)) == "winograd"     # dcgan28 k5 s1
     assert choose_lowering((1, 8, 8, 256), (4, 4, 256, 128)) == "winograd"     # dcgan64 8x8
-    assert choose_lowering((1, 4, 4, 512), (4, 4, 512, 256)) == "phase_convs"  # kernel outweighs 4x4
+    assert choose_lowering((1, 4, 4, 512), (4, 4, 512, 256)) == "col2im"       # k4 covers the 4x4 map
     assert choose_lowering((1, 16, 16, 128), (4, 4, 128, 64)) == "phase_convs"
 
 

@@ -154,16 +154,16 @@ LOWERINGS = {"phase_convs": _phase_convs, "col2im": _col2im, "winograd": _winogr
 def choose_lowering(x_shape, kernel_shape) -> str:
     """The faster lowering for a layer, as measured on XLA:CPU (README, Benchmarks).
 
-    ``col2im`` when the input is tiny (a 1x1 latent: phase convolutions would pad it into mostly
-    zeros) or the output has few channels (a thin matrix product beats a convolution whose
-    output vector is 1-3 wide); ``winograd`` on 7x7 and 8x8 maps (dcgan28's k5 layers, dcgan64's
-    8x8 layer), where a convolution multiplies mostly border padding (on 4x4 the transformed
-    kernel outweighs the activations, from 16x16 on phase convolutions are faster);
-    ``phase_convs`` otherwise.
+    ``col2im`` when the kernel covers the input (a 1x1 latent, dcgan64's 4x4 map: phase
+    convolutions would pad it into mostly zeros, while every pixel times every tap is one large
+    matrix product) or the output has few channels (a thin matrix product beats a convolution
+    whose output vector is 1-3 wide); ``winograd`` on 7x7 and 8x8 maps (dcgan28's k5 layers,
+    dcgan64's 8x8 layer), where a convolution multiplies mostly border padding (from 16x16 on,
+    phase convolutions are faster); ``phase_convs`` otherwise.
     """
     _, h, w, _ = x_shape
     k_h, k_w, _, c_out = kernel_shape
-    if (k_h >= 2 * h and k_w >= 2 * w) or c_out < 16:
+    if (k_h >= h and k_w >= w) or c_out < 16:
         return "col2im"
     if min(h, w) >= 7 and h * w <= 64:
         return "winograd"
