@@ -209,9 +209,6 @@ class SubPixelConvTranspose(nn.Module):
 
     @nn.compact
     def __call__(self, x):
-        shape = tuple(self.kernel_size) + (x.shape[-1], self.features)
-        kernel = self.param("kernel", self.kernel_init, shape, self.param_dtype)
-        bias = self.param("bias", self.bias_init, (self.features,), self.param_dtype) if self.use_bias else None
-        x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias, dtype=self.dtype)
+        x, kernel, bias = winograd.kernel_and_bias(self, x)
         y = conv_transpose(x, kernel, tuple(self.strides), self.padding, self.precision, self.lowering)
         return y if bias is None else y + bias

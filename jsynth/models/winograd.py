@@ -217,6 +217,18 @@ def conv(x, kernel, strides, precision=None):
     return _output_transform(m, a_h, a_w, precision).transpose(2, 0, 1, 3)
 
 
+def kernel_and_bias(module: nn.Module, x):
+    """``(x, kernel, bias)`` of a flax-Conv-like ``module`` (its fields), promoted to its dtype.
+
+    The parameters flax's ``Conv`` / ``ConvTranspose`` would create (names, shapes,
+    initialisers), which is what makes the drop-ins here and in ``subpixel`` interchangeable.
+    """
+    shape = tuple(module.kernel_size) + (x.shape[-1], module.features)
+    kernel = module.param("kernel", module.kernel_init, shape, module.param_dtype)
+    bias = module.param("bias", module.bias_init, (module.features,), module.param_dtype) if module.use_bias else None
+    return nn.dtypes.promote_dtype(x, kernel, bias, dtype=module.dtype)
+
+
 class WinogradConv(nn.Module):
     """A drop-in for ``flax.linen.Conv`` (2-D, SAME padding, no dilation) computed by ``conv``.
 
@@ -238,9 +250,6 @@ class WinogradConv(nn.Module):
 
     @nn.compact
     def __call__(self, x):
-        shape = tuple(self.kernel_size) + (x.shape[-1], self.features)
-        kernel = self.param("kernel", self.kernel_init, shape, self.param_dtype)
-        bias = self.param("bias", self.bias_init, (self.features,), self.param_dtype) if self.use_bias else None
-        x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias, dtype=self.dtype)
+        x, kernel, bias = kernel_and_bias(self, x)
         y = conv(x, kernel, tuple(self.strides), self.precision)
         return y if bias is None else y + bias
