@@ -1,17 +1,17 @@
 """Transposed convolutions on small feature maps as three matrix products (Winograd minimal filtering).
 
 Why: XLA:CPU runs a convolution through Eigen at about 0.7 of its matrix-product rate and multiplies
-every tap on the border padding, while a 7x7 or 4x4 map is mostly border. Winograd's F(m, r)
+every tap on the border padding, while a 7x7 or 8x8 map is mostly border. Winograd's F(m, r)
 computes m outputs of an r-tap correlation with m + r - 1 multiplications instead of m * r, and
-its transforms are fixed linear maps, so on a small map each of them is one constant matrix:
+its transforms are fixed linear maps, so everything is a matrix product:
 
-    V = K_in @ x        (tile positions x tiles, H*W) @ (H*W, B*C_in)   input transform
+    V = B_h x B_w       input transform: per axis, (points x tiles, length) @ (length, ...)
     M[p] = V[p] @ U[p]  one (tiles*B, C_in) x (C_in, C_out') product per Winograd point p
-    Y = K_out @ M       (H_out*W_out, points x tiles) @ (..., B*C_out')  output transform
+    Y = A_h M A_w       output transform: per axis, (outputs, points x tiles) @ (..., ...)
 
-with ``U = K_kernel @ kernel``. The zero padding, the tiling and the border crop are folded
-into ``K_in`` and ``K_out``, so no padded copy of the input is ever made, and each product is
-a large matrix product that XLA:CPU runs near its peak (measured in the README's Benchmarks).
+with ``U = G_h kernel G_w``. The zero padding, the tiling and the border crop are folded into the
+per-axis matrices, so no padded copy of the input is ever made, and each product runs over the
+leading axis of a row-major array (measured in the README's Benchmarks).
 
 A strided transposed convolution is first made a stride-1 one: output phase ``r`` of each axis
 reads a window of the (undilated) input; all phases share one window of ``w`` offsets, each
