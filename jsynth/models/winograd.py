@@ -64,6 +64,19 @@ def minimal_filter(m: int, r: int):
     return at.astype(float), g.astype(float), bt
 
 
+def _tiling(outputs: int, window: int, tile: int):
+    """``(m, F(m, window), a_out (outputs, n, tiles))``: ``outputs`` positions in tiles of m.
+
+    ``a_out[j, :, j // m]`` is the output-transform row that yields position j of its tile.
+    """
+    m = min(tile, outputs)
+    at, g, bt = minimal_filter(m, window)
+    a_out = np.zeros((outputs, bt.shape[0], -(-outputs // m)))
+    for j in range(outputs):
+        a_out[j, :, j // m] = at[j % m]
+    return m, (at, g, bt), a_out
+
+
 def _axis_matrices(length_in: int, length_out: int, kernel: int, stride: int, phases, tile: int):
     """Per-axis pieces of the three products for one axis of a transposed convolution.
 
@@ -73,10 +86,8 @@ def _axis_matrices(length_in: int, length_out: int, kernel: int, stride: int, ph
     """
     start = min(d0 for _, d0, _ in phases)
     window = max(d0 + taps for _, d0, taps in phases) - start
-    outputs = -(-length_out // stride)
-    m = min(tile, outputs)
-    at, g, bt = minimal_filter(m, window)
-    n, tiles = m + window - 1, -(-outputs // m)
+    m, (_, g, bt), a_out = _tiling(-(-length_out // stride), window, tile)
+    n, tiles = bt.shape[0], a_out.shape[2]
     b_in = np.zeros((n, tiles, length_in))
     for t in range(tiles):
         for a in range(n):
@@ -89,9 +100,6 @@ def _axis_matrices(length_in: int, length_out: int, kernel: int, stride: int, ph
             i = e + start - d0
             if 0 <= i < taps:
                 g_k[:, r, t0 + stride * i] += g[:, e]
-    a_out = np.zeros((outputs, n, tiles))
-    for j in range(outputs):
-        a_out[j, :, j // m] = at[j % m]
     return b_in, g_k, a_out
 
 
@@ -169,10 +177,8 @@ def _strided_axis_matrices(length_in: int, kernel: int, stride: int, tile: int):
     outputs = -(-length_in // stride)
     low = max((outputs - 1) * stride + kernel - length_in, 0) // 2
     q_min, q_max = (-low) // stride, (kernel - 1 - low) // stride
-    window = q_max - q_min + 1
-    m = min(tile, outputs)
-    at, g, bt = minimal_filter(m, window)
-    n, tiles = m + window - 1, -(-outputs // m)
+    m, (_, g, bt), a_out = _tiling(outputs, q_max - q_min + 1, tile)
+    n, tiles = bt.shape[0], a_out.shape[2]
     b_in = np.zeros((n, tiles, stride, length_in))
     for t in range(tiles):
         for a in range(n):
@@ -184,9 +190,6 @@ def _strided_axis_matrices(length_in: int, kernel: int, stride: int, tile: int):
     for t in range(kernel):
         q, rho = divmod(t - low, stride)
         g_k[:, rho, t] += g[:, q - q_min]
-    a_out = np.zeros((outputs, n, tiles))
-    for j in range(outputs):
-        a_out[j, :, j // m] = at[j % m]
     return b_in, g_k, a_out
 
 
