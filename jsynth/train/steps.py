@@ -23,10 +23,10 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import optax
-from jax.sharding import Mesh
+from jax.sharding import Mesh, PartitionSpec as P
 
 from jsynth import losses
-from jsynth.parallel import batch_sharding, replicated
+from jsynth.parallel import DATA_AXIS, batch_sharding, replicated
 from jsynth.state import GANState, VAEState
 
 
@@ -55,12 +55,20 @@ def _device_key(key, axis_name):
 def _normal_rows(key, shape, axis_name):
     """Standard normal noise for this device's rows of the batch.
 
+    Without an axis, traced under a mesh (``jit_over_mesh``), the rows are split over its data
+    axis like the batch's: nothing else ties the generator's input to the data axis, and XLA then
+    ran the whole generator on every device (2 devices were no faster than one; README,
+    Benchmarks). JAX's Threefry is partitionable, so the numbers are the same either way.
+
     With an axis, each device draws the noise of the whole global batch and keeps its own rows,
     so the per-device step sees exactly the noise of the jitted global-batch step (the latents
     are tiny next to the networks, so drawing them N times costs nothing that matters).
     """
     if axis_name is None:
-        return jax.random.normal(key, shape)
+        noise = jax.random.normal(key, shape)
+        if DATA_AXIS not in jax.sharding.get_abstract_mesh().axis_names:
+            return noise
+        return jax.lax.with_sharding_constraint(noise, P(DATA_AXIS))
     rows, devices = shape[0], jax.lax.psum(1, axis_name)
     every_row = jax.random.normal(key, (rows * devices,) + tuple(shape[1:]))
     return jax.lax.dynamic_slice_in_dim(every_row, jax.lax.axis_index(axis_name) * rows, rows)
@@ -96,9 +104,9 @@ def make_gan_update(generator, discriminator, g_tx, d_tx, *, latent_dim, num_cla
                     ema_decay=0.999, axis_name=None):
     """The per-device GAN step (simultaneous updates, non-saturating loss).
 
-    One generator forward, one discriminator forward on [real; fake], as in the TensorFlow DCGAN
-    tutorial's ``train_step``: D descends BCE(D(x), 1) + BCE(D(G(z)), 0), G descends
-    BCE(D(G(z)), 1) through the same D(G(z)).
+    One generator forward and one discriminator forward on the real and on the fake batch, as in
+    the TensorFlow DCGAN tutorial's ``train_step``: D descends BCE(D(x), 1) + BCE(D(G(z)), 0),
+    G descends BCE(D(G(z)), 1) through the same D(G(z)).
     """
 
     def update(state: GANState, batch, key):
@@ -115,19 +123,24 @@ def make_gan_update(generator, discriminator, g_tx, d_tx, *, latent_dim, num_cla
 
         fake, g_vjp, g_mutated = jax.vjp(generate, _local(state.g_params, axis_name), has_aux=True)
 
-        def discriminate(d_params, fake):
-            both = jnp.concatenate([real, fake.astype(real.dtype)])
-            both_labels = None if labels is None else jnp.concatenate([labels, labels])
-            logits = discriminator.apply({"params": d_params}, both, both_labels, train=True,
-                                         rngs={"dropout": key_dropout})
-            return logits[:n], logits[n:]
+        def discriminate(d_params, images, labels, key):
+            return discriminator.apply({"params": d_params}, images, labels, train=True, rngs={"dropout": key})
 
-        (real_logits, fake_logits), d_vjp = jax.vjp(discriminate, _local(state.d_params, axis_name), fake)
+        # Real and fake go through D separately: the generator's gradient needs D's input gradient
+        # on the fake half only, and a backward pass over [real; fake] with zero cotangents on the
+        # real half would do that work twice (measured in the README's Benchmarks).
+        d_params = _local(state.d_params, axis_name)
+        key_real, key_fake = jax.random.split(key_dropout)
+        real_logits, d_vjp_real = jax.vjp(lambda p: discriminate(p, real, labels, key_real), d_params)
+        fake_logits, d_vjp_fake = jax.vjp(lambda p, f: discriminate(p, f.astype(real.dtype), labels, key_fake),
+                                          d_params, fake)
         d_loss, (d_real_ct, d_fake_ct) = jax.value_and_grad(losses.discriminator_loss, (0, 1))(
             real_logits, fake_logits)
         g_loss, g_fake_ct = jax.value_and_grad(losses.generator_loss_nonsaturating)(fake_logits)
-        d_grads, _ = d_vjp((d_real_ct, d_fake_ct))
-        _, fake_ct = d_vjp((jnp.zeros_like(real_logits), g_fake_ct))
+        (d_grads_real,) = d_vjp_real(d_real_ct)
+        d_grads_fake, _ = d_vjp_fake(d_fake_ct)
+        d_grads = jax.tree.map(jnp.add, d_grads_real, d_grads_fake)
+        _, fake_ct = d_vjp_fake(g_fake_ct)
         (g_grads,) = g_vjp(fake_ct)
         d_grads, g_grads = _mean((d_grads, g_grads), axis_name)
 
@@ -186,11 +199,19 @@ def make_vae_update(vae, tx, *, num_classes, beta=1.0, likelihood="bernoulli", a
 # ---- jitted over a mesh ------------------------------------------------------------------
 
 def jit_over_mesh(update, mesh: Mesh | None):
-    """``jax.jit`` of a global-batch update: state replicated and donated, batch sharded."""
+    """``jax.jit`` of a global-batch update: state replicated and donated, batch sharded.
+
+    The update is traced under ``mesh`` so that the noise it draws is split like the batch.
+    """
     if mesh is None:
         return jax.jit(update, donate_argnums=0)
+
+    def update_under_mesh(state, batch, key):
+        with jax.sharding.use_abstract_mesh(mesh.abstract_mesh):
+            return update(state, batch, key)
+
     rep = replicated(mesh)
-    return jax.jit(update, in_shardings=(rep, batch_sharding(mesh), rep),
+    return jax.jit(update_under_mesh, in_shardings=(rep, batch_sharding(mesh), rep),
                    out_shardings=(rep, rep), donate_argnums=0)
 
 
