@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import optax
 
 from jsynth.configs import TrainConfig
-from jsynth.decoders import gan_decoder, gan_variables, vae_decoder, vae_variables
+from jsynth.decoders import gan_decoder, gan_variables, vae_decoder, vae_variables, with_transformed_kernels
 from jsynth.models import (DCGANDiscriminator, DCGANGenerator, MLPDiscriminator, MLPGenerator,
                            check_image_shape, make_conv_vae, make_mlp_vae)
 from jsynth.train.steps import init_gan_state, init_vae_state, make_gan_update, make_vae_update
@@ -70,6 +70,7 @@ class ModelParts(NamedTuple):
     variables: Callable       # state -> the variables ``decode`` takes (EMA generator for GANs)
     model_range: str          # "tanh": batches in [-1, 1]; "unit": in [0, 1]
     latent_dim: int
+    for_sampling: Callable    # variables -> the same plus what fixed weights let sampling precompute
 
 
 def build_parts(config: TrainConfig, image_shape, num_classes: int) -> ModelParts:
@@ -83,10 +84,14 @@ def build_parts(config: TrainConfig, image_shape, num_classes: int) -> ModelPart
                                  num_classes=num_classes)
         update = make_gan_update(generator, discriminator, g_tx, d_tx, latent_dim=config.latent_dim,
                                  num_classes=num_classes, ema_decay=config.ema_decay)
-        return ModelParts(init, update, gan_decoder(generator), gan_variables, "tanh", config.latent_dim)
+        for_sampling = functools.partial(with_transformed_kernels, generator, latent_dim=config.latent_dim,
+                                         num_classes=num_classes)
+        return ModelParts(init, update, gan_decoder(generator), gan_variables, "tanh", config.latent_dim,
+                          for_sampling)
     vae = build_vae(config, image_shape, num_classes)
     tx = build_optimizer(config)
     init = functools.partial(init_vae_state, vae, tx, image_shape=image_shape, num_classes=num_classes)
     update = make_vae_update(vae, tx, num_classes=num_classes, beta=config.beta,
                              likelihood=config.likelihood)
-    return ModelParts(init, update, vae_decoder(vae), vae_variables, "unit", config.latent_dim)
+    return ModelParts(init, update, vae_decoder(vae), vae_variables, "unit", config.latent_dim,
+                      lambda variables: variables)

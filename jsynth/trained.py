@@ -15,7 +15,8 @@ from jsynth.configs import TrainConfig
 class TrainedModel:
     config: TrainConfig
     decode: Callable          # (variables, z, labels) -> images in [0, 1]
-    variables: dict           # EMA generator (GANs) or decoder parameters, replicated on the mesh
+    variables: dict           # EMA generator (GANs, with its transformed kernels) or decoder parameters,
+                              # replicated on the mesh
     latent_dim: int
     num_classes: int
     image_shape: tuple
@@ -50,5 +51,6 @@ def load_trained(workdir: str, *, mesh=None, use_ema: bool = True) -> TrainedMod
     state, metadata, step = checkpoints.restore_latest(target)
     checkpoints.close()
     variables = (parts.variables(state, use_ema) if config.family == "gan" else parts.variables(state))
+    variables = parts.for_sampling(variables)
     return TrainedModel(config, parts.decode, variables, parts.latent_dim, num_classes, image_shape,
                         tuple(metadata.get("class_names", ())), step, metadata.get("data", config.data))

@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 
 from jsynth.models import DCGANGenerator
-from jsynth.models.subpixel import LOWERINGS, SubPixelConvTranspose, choose_lowering, conv_transpose
+from jsynth.decoders import with_transformed_kernels
+from jsynth.models.subpixel import (LOWERINGS, TRANSFORMED, SubPixelConvTranspose, choose_lowering,
+                                    conv_transpose, winograd_kernel)
 
 # (input size, C_in, C_out, kernel, stride, padding): the dcgan28 and dcgan64 layers (narrowed)
 LAYERS = [(7, 16, 8, 5, 2, "SAME"),    # dcgan28 k5 s2
@@ -49,6 +51,8 @@ def test_lowering_choice():
     assert choose_lowering((1, 7, 7, 256), (5, 5, 256, 128)) == "winograd"     # dcgan28 k5 s1
     assert choose_lowering((1, 8, 8, 256), (4, 4, 256, 128)) == "winograd"     # dcgan64 8x8
     assert choose_lowering((1, 4, 4, 512), (4, 4, 512, 256)) == "col2im"       # k4 covers the 4x4 map
+    assert choose_lowering((1, 4, 4, 512), (4, 4, 512, 256), True) == "winograd"  # ... transformed ahead
+    assert choose_lowering((1, 1, 1, 100), (4, 4, 100, 512), True) == "col2im"
     assert choose_lowering((1, 16, 16, 128), (4, 4, 128, 64)) == "phase_convs"
 
 
@@ -77,3 +81,32 @@ def test_dcgan28_upsample_modes_compute_the_same_function():
 def test_generator_rejects_unknown_upsample():
     with pytest.raises(ValueError, match="upsample must be one of"):
         DCGANGenerator((28, 28, 1), 8, upsample="nearest").init(jax.random.key(0), jnp.zeros((1, 100)))
+
+
+# ---- transformed kernels computed ahead (sampling) ---------------------------------------------
+
+def test_a_transformed_kernel_computed_ahead_gives_the_same_layer():
+    x = jax.random.normal(jax.random.key(0), (3, 8, 8, 16))
+    kernel = jax.random.normal(jax.random.key(1), (4, 4, 16, 8))
+    inline = conv_transpose(x, kernel, (2, 2), "SAME", lowering="winograd")
+    ahead = conv_transpose(x, kernel, (2, 2), "SAME", lowering="winograd",
+                           transformed=winograd_kernel(x, kernel, (2, 2), "SAME"))
+    np.testing.assert_allclose(ahead, inline, rtol=1e-6, atol=1e-6 * float(np.abs(inline).max()))
+    with pytest.raises(ValueError, match="for the winograd lowering"):
+        conv_transpose(x, kernel, (2, 2), "SAME", lowering="phase_convs", transformed=jnp.zeros(1))
+
+
+def test_generator_samples_with_its_transformed_kernels():
+    generator = DCGANGenerator((28, 28, 1), 8)  # its 7x7 k5 s1 layer is lowered by Winograd
+    z = jax.random.normal(jax.random.key(0), (4, 100))
+    variables = generator.init(jax.random.key(1), z)
+    ready = with_transformed_kernels(generator, variables, latent_dim=100)
+    assert set(ready) == {"params", "batch_stats", TRANSFORMED}
+    assert list(ready[TRANSFORMED]) == ["ConvTranspose_0"]  # only the Winograd layer
+    expected = generator.apply(variables, z)
+    np.testing.assert_allclose(generator.apply(ready, z), expected, rtol=1e-6, atol=1e-6)
+    # The stored transform is what the layer uses: its kernel is no longer read at all.
+    params = dict(ready["params"], ConvTranspose_0={"kernel": 3.0 * ready["params"]["ConvTranspose_0"]["kernel"]})
+    np.testing.assert_allclose(generator.apply(dict(ready, params=params), z), expected, rtol=1e-6, atol=1e-6)
+    changed = generator.apply(dict(variables, params=params), z)  # without it, the new kernel counts
+    assert np.abs(changed - expected).max() > 0.1 * np.abs(expected).max()

@@ -12,7 +12,7 @@ from typing import Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jsynth.decoders import gan_decoder, vae_decoder
+from jsynth.decoders import gan_decoder, vae_decoder, with_transformed_kernels
 from jsynth.models import DCGANGenerator, make_mlp_vae
 
 SAMPLING_ARCHS = ("dcgan28", "dcgan64", "mlpvae")
@@ -47,6 +47,8 @@ def sampler(arch: str, dtype: str = "float32", upsample: str = "subpixel", seed:
         shape = (28, 28, 1) if arch == "dcgan28" else (64, 64, 3)
         generator = DCGANGenerator(shape, 64, dtype=DTYPES[dtype], upsample=upsample)
         variables = generator.init(key, jnp.zeros((1, 100)), train=False)
+        # What ``jsynth sample`` does too: the Winograd kernels are transformed once, not per chunk.
+        variables = with_transformed_kernels(generator, variables, latent_dim=100)
         decode, latent_dim = gan_decoder(generator), 100
 
     def decode_float32(variables, z, labels):  # the DESIGN contract: samples are float32

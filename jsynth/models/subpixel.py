@@ -34,6 +34,7 @@ import numpy as np
 from jsynth.models import winograd
 
 UPSAMPLE_MODES = ("subpixel", "dilated")
+TRANSFORMED = "transformed_kernels"  # flax collection: Winograd-transformed kernels, for sampling
 
 
 def _dilated_padding(k: int, s: int, padding) -> tuple[int, int]:
@@ -140,38 +141,56 @@ def _phase_convs(x, kernel, strides, padding, precision):
     return _interleave(rows, (out_h, out_w), strides)
 
 
-def _winograd(x, kernel, strides, padding, precision):
-    """All phases as one stride-1 correlation computed by Winograd transforms (``winograd``)."""
+def _winograd_plan(x, kernel, strides, padding):
+    """``(strides, phases_h, phases_w, out_h, out_w)``: the arguments of the ``winograd`` functions."""
     _, h, w, _ = x.shape
     k_h, k_w = kernel.shape[:2]
     out_h, out_w, phases_h, phases_w, _, _ = _plan(h, w, k_h, k_w, strides, padding)
-    return winograd.conv_transpose(x, kernel, strides, phases_h, phases_w, out_h, out_w, precision)
+    return tuple(strides), phases_h, phases_w, out_h, out_w
+
+
+def _winograd(x, kernel, strides, padding, precision, transformed=None):
+    """All phases as one stride-1 correlation computed by Winograd transforms (``winograd``)."""
+    return winograd.conv_transpose(x, kernel, *_winograd_plan(x, kernel, strides, padding), precision,
+                                   transformed)
+
+
+def winograd_kernel(x, kernel, strides, padding, precision=None):
+    """The transformed kernel the ``winograd`` lowering uses for inputs shaped like ``x``."""
+    return winograd.transform_kernel(x, kernel, *_winograd_plan(x, kernel, strides, padding), precision)
 
 
 LOWERINGS = {"phase_convs": _phase_convs, "col2im": _col2im, "winograd": _winograd}
 
 
-def choose_lowering(x_shape, kernel_shape) -> str:
+def choose_lowering(x_shape, kernel_shape, kernel_transformed_ahead: bool = False) -> str:
     """The faster lowering for a layer, as measured on XLA:CPU (README, Benchmarks).
 
-    ``col2im`` when the kernel covers the input (a 1x1 latent, dcgan64's 4x4 map: phase
-    convolutions would pad it into mostly zeros, while every pixel times every tap is one large
-    matrix product) or the output has few channels (a thin matrix product beats a convolution
-    whose output vector is 1-3 wide); ``winograd`` on 7x7 and 8x8 maps (dcgan28's k5 layers,
-    dcgan64's 8x8 layer), where a convolution multiplies mostly border padding (from 16x16 on,
-    phase convolutions are faster); ``phase_convs`` otherwise.
+    ``col2im`` when the output has few channels (a thin matrix product beats a convolution whose
+    output vector is 1-3 wide) or the kernel covers the input (a 1x1 latent, dcgan64's 4x4 map:
+    phase convolutions would pad it into mostly zeros, while every pixel times every tap is one
+    large matrix product); ``winograd`` on 7x7 and 8x8 maps (dcgan28's k5 layers, dcgan64's 8x8
+    layer), where a convolution multiplies mostly border padding (from 16x16 on, phase
+    convolutions are faster), and from 4x4 when the transformed kernel is computed once ahead
+    (sampling: dcgan64's 4x4 layer 555 vs 510 samples/s; transformed per call, its 36 x 512 x 1024
+    kernel costs more than it saves); ``phase_convs`` otherwise.
     """
     _, h, w, _ = x_shape
     k_h, k_w, _, c_out = kernel_shape
-    if (k_h >= h and k_w >= w) or c_out < 16:
+    if c_out < 16:
         return "col2im"
-    if min(h, w) >= 7 and h * w <= 64:
+    small_map = h * w <= 64
+    if kernel_transformed_ahead and small_map and min(h, w) >= 4 and max(k_h, k_w) <= 5:
+        return "winograd"
+    if k_h >= h and k_w >= w:
+        return "col2im"
+    if small_map and min(h, w) >= 7:
         return "winograd"
     return "phase_convs"
 
 
 def conv_transpose(x, kernel, strides: Sequence[int] = (2, 2), padding: Any = "SAME",
-                   precision=None, lowering: str | None = None):
+                   precision=None, lowering: str | None = None, transformed=None):
     """``lax.conv_transpose(x, kernel, strides, padding)`` (NHWC, HWIO) by sub-pixel phases.
 
     Args:
@@ -180,10 +199,16 @@ def conv_transpose(x, kernel, strides: Sequence[int] = (2, 2), padding: Any = "S
       strides: (s_h, s_w).
       padding: "SAME", "VALID" or ((low_h, high_h), (low_w, high_w)) of the dilated input.
       lowering: "phase_convs", "col2im" or "winograd" (default: ``choose_lowering``).
+      transformed: for the ``winograd`` lowering, ``winograd_kernel`` of this kernel computed
+        ahead (sampling with fixed weights); None computes it here.
     Returns:
       (B, H_out, W_out, C_out) in the result dtype of ``x`` and ``kernel``.
     """
     lowering = lowering or choose_lowering(x.shape, kernel.shape)
+    if transformed is not None:
+        if lowering != "winograd":
+            raise ValueError(f"a transformed kernel is for the winograd lowering, not {lowering!r}")
+        return _winograd(x, kernel, tuple(strides), padding, precision, transformed)
     return LOWERINGS[lowering](x, kernel, tuple(strides), padding, precision)
 
 
@@ -193,6 +218,10 @@ class SubPixelConvTranspose(nn.Module):
     Same fields, the same ``kernel`` (and ``bias``) parameters with the same shapes and
     initialisers, the same function: give it the name the ConvTranspose had and checkpoints
     are interchangeable.
+
+    A layer lowered by Winograd reads its transformed kernel from the ``TRANSFORMED`` collection
+    when the variables hold one, and stores it there when that collection is mutable
+    (``jsynth.decoders.with_transformed_kernels``): derived from the weights, for sampling only.
     """
 
     features: int
@@ -210,5 +239,14 @@ class SubPixelConvTranspose(nn.Module):
     @nn.compact
     def __call__(self, x):
         x, kernel, bias = winograd.kernel_and_bias(self, x)
-        y = conv_transpose(x, kernel, tuple(self.strides), self.padding, self.precision, self.lowering)
+        strides = tuple(self.strides)
+        # Never at init: variables from ``init`` would carry a transform that training makes stale.
+        ahead = not self.is_initializing() and (self.has_variable(TRANSFORMED, "kernel")
+                                                or self.is_mutable_collection(TRANSFORMED))
+        lowering = self.lowering or choose_lowering(x.shape, kernel.shape, ahead)
+        transformed = None
+        if lowering == "winograd" and ahead:
+            transformed = self.variable(TRANSFORMED, "kernel", winograd_kernel, x, kernel, strides,
+                                        self.padding, self.precision).value
+        y = conv_transpose(x, kernel, strides, self.padding, self.precision, lowering, transformed)
         return y if bias is None else y + bias

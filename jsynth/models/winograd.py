@@ -143,21 +143,40 @@ def _output_transform(m, a_h, a_w, precision):
     return y.transpose(1, 0, 2, 3)
 
 
-def conv_transpose(x, kernel, strides, phases_h, phases_w, out_h: int, out_w: int, precision=None):
+def _matrices(x, kernel, strides, phases_h, phases_w, out_h, out_w):
+    """The per-axis ``(b, g, a)`` matrices of a transposed convolution, in the compute dtype."""
+    _, h, w, _ = x.shape
+    k_h, k_w = kernel.shape[:2]
+    return ([jnp.asarray(m, jnp.result_type(x, kernel)) for m in axis]
+            for axis in transform_matrices(h, w, k_h, k_w, tuple(strides), tuple(phases_h), tuple(phases_w),
+                                           out_h, out_w))
+
+
+def transform_kernel(x, kernel, strides, phases_h, phases_w, out_h: int, out_w: int, precision=None):
+    """``U = G_h kernel G_w`` of ``conv_transpose`` for inputs shaped like ``x``: (n_h, n_w, C_in, s_h*s_w*C_out).
+
+    Depends on the weights only, so a sampler with fixed weights computes it once (the
+    ``transformed`` argument of ``conv_transpose``) instead of once per chunk: on dcgan64's 4x4
+    layer it is 36 x 512 x 1024 values, more than a chunk's activations.
+    """
+    (_, g_h, _), (_, g_w, _) = _matrices(x, kernel, strides, phases_h, phases_w, out_h, out_w)
+    u = jnp.einsum("prt,qsu,tuco->pqcrso", g_h, g_w, kernel, precision=precision)
+    return u.reshape(*u.shape[:3], -1)  # output channels ordered (phase_h, phase_w, C_out)
+
+
+def conv_transpose(x, kernel, strides, phases_h, phases_w, out_h: int, out_w: int, precision=None,
+                   transformed=None):
     """The transposed convolution whose per-axis output phases are ``phases_h`` / ``phases_w``.
 
     ``x`` (B, H, W, C_in), ``kernel`` (K_h, K_w, C_in, C_out) -> (B, out_h, out_w, C_out).
+    ``transformed``: ``transform_kernel`` of this kernel, when computed ahead; else computed here.
     """
-    b, h, w, c_in = x.shape
-    k_h, k_w, _, c_out = kernel.shape
+    b = x.shape[0]
+    c_out = kernel.shape[3]
     s_h, s_w = strides
-    (b_h, g_h, a_h), (b_w, g_w, a_w) = (
-        [jnp.asarray(m, jnp.result_type(x, kernel)) for m in axis]
-        for axis in transform_matrices(h, w, k_h, k_w, (s_h, s_w), tuple(phases_h), tuple(phases_w),
-                                       out_h, out_w))
+    (b_h, _, a_h), (b_w, _, a_w) = _matrices(x, kernel, strides, phases_h, phases_w, out_h, out_w)
     v = _input_transform(x, b_h, b_w, precision)
-    u = jnp.einsum("prt,qsu,tuco->pqcrso", g_h, g_w, kernel, precision=precision)
-    u = u.reshape(*u.shape[:3], -1)  # output channels ordered (phase_h, phase_w, C_out)
+    u = transform_kernel(x, kernel, strides, phases_h, phases_w, out_h, out_w, precision) if transformed is None else transformed
     # The batch stays a dimension of its own: merged with the tiles, a batch-sharded input (data
     # parallel over a mesh) could not stay sharded, and XLA would gather it across devices.
     m = jnp.einsum("pqtubc,pqco->pqtubo", v, u, precision=precision)
