@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import time
+from typing import Any, NamedTuple
 
 import jax
 import numpy as np
@@ -23,9 +24,17 @@ from jsynth.parallel import data_mesh, replicate, shard_batch
 from jsynth.train.steps import init_gan_state, make_gan_step
 
 
-def jsynth_contender(batch_size: int, steps: int, devices: int, dtype: str = "float32",
-                     upsample: str = "subpixel", seed: int = 0, width: int = 64) -> Contender:
-    """``steps`` dcgan28 GAN steps by jsynth's step builder, compiled, ready to time.
+class CompiledStep(NamedTuple):
+    step: Any                 # the compiled (state, batch, key) -> (state, metrics)
+    compile_s: float
+    state: Any
+    batch: dict
+    key: Any
+
+
+def compiled_gan_step(batch_size: int, devices: int, dtype: str = "float32", upsample: str = "subpixel",
+                      seed: int = 0, width: int = 64) -> CompiledStep:
+    """The dcgan28 GAN step as ``jsynth train`` builds it, compiled ahead of time, with its inputs.
 
     ``width`` 64 is dcgan28 / dcgan28-disc; other widths are for quick tests only.
     """
@@ -43,20 +52,26 @@ def jsynth_contender(batch_size: int, steps: int, devices: int, dtype: str = "fl
     key = replicate(mesh, jax.random.key(seed))
     start = time.perf_counter()
     compiled = step.lower(state, batch, key).compile()
-    compile_s = time.perf_counter() - start
-    holder = {"state": state}
+    return CompiledStep(compiled, time.perf_counter() - start, state, batch, key)
+
+
+def jsynth_contender(batch_size: int, steps: int, devices: int, dtype: str = "float32",
+                     upsample: str = "subpixel", seed: int = 0, width: int = 64) -> Contender:
+    """``steps`` dcgan28 GAN steps by jsynth's step builder (``compiled_gan_step``), ready to time."""
+    compiled = compiled_gan_step(batch_size, devices, dtype, upsample, seed, width)
+    holder = {"state": compiled.state}
 
     def run() -> int:
         state = holder["state"]
         for i in range(steps):
-            state, metrics = compiled(state, batch, jax.random.fold_in(key, i))
+            state, metrics = compiled.step(state, compiled.batch, jax.random.fold_in(compiled.key, i))
         holder["state"] = state
         float(metrics["d_loss"])  # the step is done when its losses are on the host
         return steps * batch_size
 
     config = {"framework": "jsynth", "mode": upsample, "arch": "dcgan28", "batch_size": batch_size,
               "num": steps * batch_size, "devices": devices, "dtype": dtype}
-    return Contender(f"jsynth train b{batch_size} d{devices} {dtype} {upsample}", run, compile_s, config)
+    return Contender(f"jsynth train b{batch_size} d{devices} {dtype} {upsample}", run, compiled.compile_s, config)
 
 
 def torch_contender(batch_size: int, steps: int, mode: str = "eager") -> Contender:
