@@ -78,7 +78,8 @@ def main() -> None:
         model = sampler(args.arch, "float32")
         mesh = data_mesh(args.devices)
         variables = replicate(mesh, model.variables)
-        chunk = make_chunk_fn(model.decode, latent_dim=model.latent_dim, chunk_size=args.batch_size, mesh=mesh)
+        chunk = make_chunk_fn(model.decode, latent_dim=model.latent_dim, chunk_size=args.batch_size, mesh=mesh,
+                              device_rows=model.device_rows)
         inputs = (variables, np.uint32(0), np.uint32(0), np.int32(BALANCED))
         text = chunk.lower(*inputs).compile().as_text()
         label = f"sampling chunk {args.arch} b{args.batch_size} d{args.devices}"

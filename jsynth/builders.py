@@ -12,6 +12,7 @@ import jax.numpy as jnp
 import optax
 
 from jsynth.configs import TrainConfig
+from jsynth.sampling import CONV_DEVICE_ROWS
 from jsynth.decoders import gan_decoder, gan_variables, vae_decoder, vae_variables, with_transformed_kernels
 from jsynth.models import (DCGANDiscriminator, DCGANGenerator, MLPDiscriminator, MLPGenerator,
                            check_image_shape, make_conv_vae, make_mlp_vae)
@@ -71,6 +72,7 @@ class ModelParts(NamedTuple):
     model_range: str          # "tanh": batches in [-1, 1]; "unit": in [0, 1]
     latent_dim: int
     for_sampling: Callable    # variables -> the same plus what fixed weights let sampling precompute
+    device_rows: int | None   # rows per device and decode step when sampling (sampling.make_chunk_fn)
 
 
 def build_parts(config: TrainConfig, image_shape, num_classes: int) -> ModelParts:
@@ -86,12 +88,13 @@ def build_parts(config: TrainConfig, image_shape, num_classes: int) -> ModelPart
                                  num_classes=num_classes, ema_decay=config.ema_decay)
         for_sampling = functools.partial(with_transformed_kernels, generator, latent_dim=config.latent_dim,
                                          num_classes=num_classes)
+        rows = CONV_DEVICE_ROWS if isinstance(generator, DCGANGenerator) else None
         return ModelParts(init, update, gan_decoder(generator), gan_variables, "tanh", config.latent_dim,
-                          for_sampling)
+                          for_sampling, rows)
     vae = build_vae(config, image_shape, num_classes)
     tx = build_optimizer(config)
     init = functools.partial(init_vae_state, vae, tx, image_shape=image_shape, num_classes=num_classes)
     update = make_vae_update(vae, tx, num_classes=num_classes, beta=config.beta,
                              likelihood=config.likelihood)
     return ModelParts(init, update, vae_decoder(vae), vae_variables, "unit", config.latent_dim,
-                      lambda variables: variables)
+                      lambda variables: variables, None)

@@ -40,7 +40,7 @@ def sample_to_disk(workdir: str, out: str, *, num: int, batch_size: int = 256, s
     shard_size = shard_size or (10_000 if fmt == "npz" else 100)
     shard_size = -(-shard_size // batch_size) * batch_size  # shards start on chunk boundaries
     chunk_fn = sampling.make_chunk_fn(model.decode, latent_dim=model.latent_dim, chunk_size=batch_size,
-                                      num_classes=model.num_classes, mesh=mesh)
+                                      num_classes=model.num_classes, mesh=mesh, device_rows=model.device_rows)
     label_value = sampling.BALANCED if label is None else label
 
     def chunks(start, stop):

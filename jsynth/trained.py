@@ -23,6 +23,7 @@ class TrainedModel:
     class_names: tuple
     step: int                 # the checkpoint's step
     data: str
+    device_rows: int | None   # rows per device and decode step when sampling
 
 
 def load_trained(workdir: str, *, mesh=None, use_ema: bool = True) -> TrainedModel:
@@ -53,4 +54,5 @@ def load_trained(workdir: str, *, mesh=None, use_ema: bool = True) -> TrainedMod
     variables = (parts.variables(state, use_ema) if config.family == "gan" else parts.variables(state))
     variables = parts.for_sampling(variables)
     return TrainedModel(config, parts.decode, variables, parts.latent_dim, num_classes, image_shape,
-                        tuple(metadata.get("class_names", ())), step, metadata.get("data", config.data))
+                        tuple(metadata.get("class_names", ())), step, metadata.get("data", config.data),
+                        parts.device_rows)

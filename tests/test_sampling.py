@@ -44,8 +44,11 @@ def generator():
 # ---- the core ------------------------------------------------------------------------------
 
 def test_latents_are_bitwise_identical_whatever_the_chunk_size_and_devices():
+    # device_rows: each device decodes its rows that many at a time (lax.map); no sample changes.
     results = [sampling.sample(latent_decode, {}, num=40, latent_dim=LATENT, seed=3, chunk_size=c,
-                               mesh=m)[0] for c, m in ((8, None), (16, MESH8), (40, MESH1), (24, MESH8))]
+                               mesh=m, device_rows=r)[0]
+               for c, m, r in ((8, None, None), (16, MESH8, None), (40, MESH1, None), (24, MESH8, None),
+                               (40, MESH1, 8), (24, MESH8, 2), (16, None, 5))]
     for z in results[1:]:
         assert z.dtype == np.float32 and z.tobytes() == results[0].tobytes()
     z = results[0][:, :, 0, 0]
@@ -63,16 +66,18 @@ def test_latents_are_bitwise_identical_whatever_the_chunk_size_and_devices():
 
 def test_outputs_agree_across_chunk_sizes_and_devices(generator):
     decode, variables = generator
-    run = lambda chunk, mesh: sampling.sample(decode, variables, num=40, latent_dim=LATENT, seed=5,
-                                              chunk_size=chunk, num_classes=DIGITS_CLASSES, mesh=mesh)
+    run = lambda chunk, mesh, rows=None: sampling.sample(decode, variables, num=40, latent_dim=LATENT, seed=5,
+                                                         chunk_size=chunk, num_classes=DIGITS_CLASSES, mesh=mesh,
+                                                         device_rows=rows)
     images, labels = run(16, MESH8)
     assert images.shape == (40, 8, 8, 1) and images.dtype == np.float32
     assert np.all((images >= 0) & (images <= 1)) and images.std() > 0
     again, labels_again = run(16, MESH8)  # same chunk size and devices: the same bytes
     assert again.tobytes() == images.tobytes()
     np.testing.assert_array_equal(labels, labels_again)
-    for chunk, mesh in ((8, MESH8), (40, MESH1), (24, None)):
-        other, other_labels = run(chunk, mesh)
+    for chunk, mesh, rows in ((8, MESH8, None), (40, MESH1, None), (24, None, None), (40, MESH1, 8),
+                              (16, MESH8, 1)):
+        other, other_labels = run(chunk, mesh, rows)
         np.testing.assert_allclose(other, images, rtol=1e-5, atol=1e-6)
         np.testing.assert_array_equal(other_labels, labels)
 

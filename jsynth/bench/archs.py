@@ -14,6 +14,7 @@ import jax.numpy as jnp
 
 from jsynth.decoders import gan_decoder, vae_decoder, with_transformed_kernels
 from jsynth.models import DCGANGenerator, make_mlp_vae
+from jsynth.sampling import CONV_DEVICE_ROWS
 
 SAMPLING_ARCHS = ("dcgan28", "dcgan64", "mlpvae")
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
@@ -24,6 +25,7 @@ class Sampler(NamedTuple):
     variables: object      # initialised weights (BatchNorm statistics at their initial values)
     latent_dim: int
     image_shape: tuple
+    device_rows: int | None  # rows per device and decode step (what ``jsynth sample`` uses for it)
 
 
 def sampler(arch: str, dtype: str = "float32", upsample: str = "subpixel", seed: int = 0) -> Sampler:
@@ -42,16 +44,16 @@ def sampler(arch: str, dtype: str = "float32", upsample: str = "subpixel", seed:
         shape = (28, 28, 1)
         vae = make_mlp_vae(shape, dtype=DTYPES[dtype])
         variables = {"params": vae.init(key, jnp.zeros((1,) + shape), None, key)["params"]}
-        decode, latent_dim = vae_decoder(vae), 20
+        decode, latent_dim, device_rows = vae_decoder(vae), 20, None
     else:
         shape = (28, 28, 1) if arch == "dcgan28" else (64, 64, 3)
         generator = DCGANGenerator(shape, 64, dtype=DTYPES[dtype], upsample=upsample)
         variables = generator.init(key, jnp.zeros((1, 100)), train=False)
         # What ``jsynth sample`` does too: the Winograd kernels are transformed once, not per chunk.
         variables = with_transformed_kernels(generator, variables, latent_dim=100)
-        decode, latent_dim = gan_decoder(generator), 100
+        decode, latent_dim, device_rows = gan_decoder(generator), 100, CONV_DEVICE_ROWS
 
     def decode_float32(variables, z, labels):  # the DESIGN contract: samples are float32
         return decode(variables, z, labels).astype(jnp.float32)
 
-    return Sampler(decode_float32, variables, latent_dim, shape)
+    return Sampler(decode_float32, variables, latent_dim, shape, device_rows)

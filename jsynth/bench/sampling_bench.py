@@ -33,7 +33,8 @@ def jsynth_contender(arch: str, batch_size: int, num: int, devices: int, dtype: 
     model = sampler(arch, dtype, upsample)
     mesh = data_mesh(devices)
     variables = replicate(mesh, model.variables)
-    chunk_fn = make_chunk_fn(model.decode, latent_dim=model.latent_dim, chunk_size=batch_size, mesh=mesh)
+    chunk_fn = make_chunk_fn(model.decode, latent_dim=model.latent_dim, chunk_size=batch_size, mesh=mesh,
+                             device_rows=model.device_rows)
     start = time.perf_counter()
     compiled = chunk_fn.lower(variables, np.uint32(seed), np.uint32(0), np.int32(BALANCED)).compile()
     compile_s = time.perf_counter() - start
@@ -88,7 +89,8 @@ def max_abs_error_vs_float32(arch: str, batch_size: int, upsample: str = "subpix
     out = []
     for dtype in ("float32", "bfloat16"):
         model = sampler(arch, dtype, upsample)
-        chunk_fn = make_chunk_fn(model.decode, latent_dim=model.latent_dim, chunk_size=batch_size)
+        chunk_fn = make_chunk_fn(model.decode, latent_dim=model.latent_dim, chunk_size=batch_size,
+                                 device_rows=model.device_rows)
         images, _ = chunk_fn(model.variables, np.uint32(seed), np.uint32(0), np.int32(BALANCED))
         out.append(np.asarray(images))
     err = np.abs(out[1] - out[0])
