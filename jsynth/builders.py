@@ -12,10 +12,10 @@ import jax.numpy as jnp
 import optax
 
 from jsynth.configs import TrainConfig
-from jsynth.sampling import CONV_DEVICE_ROWS
 from jsynth.decoders import gan_decoder, gan_variables, vae_decoder, vae_variables, with_transformed_kernels
 from jsynth.models import (DCGANDiscriminator, DCGANGenerator, MLPDiscriminator, MLPGenerator,
                            check_image_shape, make_conv_vae, make_mlp_vae)
+from jsynth.sampling import CONV_DEVICE_ROWS
 from jsynth.train.steps import init_gan_state, init_vae_state, make_gan_update, make_vae_update
 
 _DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}

@@ -2,9 +2,9 @@
 
 jaxlib 0.10's XLA:CPU hands each convolution to YNNPACK. On the 2x2 sub-pixel phase
 convolutions of dcgan64's 16x16 -> 32x32 layer (128 -> 64 channels) Eigen's own was 20 % faster
-in isolation, and dcgan64 sampling 15-20 % faster end to end, side by side (README,
-Benchmarks); matrix products, most of jsynth's work, stay with YNNPACK. Like
-``jsynth.hostdevices`` this edits XLA_FLAGS, so it must run before ``jax`` is imported.
+in isolation, and dcgan64 sampling 7-20 % faster end to end (README, Benchmarks); matrix
+products, most of jsynth's work, stay with YNNPACK. Like ``jsynth.hostdevices`` this edits
+XLA_FLAGS, so it must run before ``jax`` is imported.
 """
 from __future__ import annotations
 
