@@ -212,7 +212,7 @@ def conv_transpose(x, kernel, strides: Sequence[int] = (2, 2), padding: Any = "S
     return LOWERINGS[lowering](x, kernel, tuple(strides), padding, precision)
 
 
-class SubPixelConvTranspose(nn.Module):
+class SubPixelConvTranspose(winograd.ConvFields):
     """A drop-in for ``flax.linen.ConvTranspose`` (2-D, no dilation) computed by sub-pixel phases.
 
     Same fields, the same ``kernel`` (and ``bias``) parameters with the same shapes and
@@ -224,16 +224,7 @@ class SubPixelConvTranspose(nn.Module):
     (``jsynth.decoders.with_transformed_kernels``): derived from the weights, for sampling only.
     """
 
-    features: int
-    kernel_size: tuple[int, int]
-    strides: tuple[int, int] = (1, 1)
     padding: Any = "SAME"
-    use_bias: bool = True
-    dtype: Any = None
-    param_dtype: Any = jnp.float32
-    precision: Any = None
-    kernel_init: Any = nn.linear.default_kernel_init
-    bias_init: Any = nn.initializers.zeros_init()
     lowering: str | None = None  # a key of LOWERINGS; None: choose_lowering per layer
 
     @nn.compact

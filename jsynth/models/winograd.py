@@ -239,7 +239,7 @@ def conv(x, kernel, strides, precision=None):
     return _output_transform(m, a_h, a_w, precision).transpose(2, 0, 1, 3)
 
 
-def kernel_and_bias(module: nn.Module, x):
+def kernel_and_bias(module: "ConvFields", x):
     """``(x, kernel, bias)`` of a flax-Conv-like ``module`` (its fields), promoted to its dtype.
 
     The parameters flax's ``Conv`` / ``ConvTranspose`` would create (names, shapes,
@@ -251,14 +251,8 @@ def kernel_and_bias(module: nn.Module, x):
     return nn.dtypes.promote_dtype(x, kernel, bias, dtype=module.dtype)
 
 
-class WinogradConv(nn.Module):
-    """A drop-in for ``flax.linen.Conv`` (2-D, SAME padding, no dilation) computed by ``conv``.
-
-    Same fields, the same ``kernel`` and ``bias`` parameters (shapes, initialisers), the same
-    function to float tolerance: give it the name the Conv had and checkpoints are
-    interchangeable. Worth it on small output maps (the 7x7 layer of ``dcgan28-disc``), where
-    its gradients are matrix products instead of XLA's zero-dilated convolutions.
-    """
+class ConvFields(nn.Module):
+    """The fields of flax's ``Conv`` / ``ConvTranspose`` that ``kernel_and_bias`` reads, for drop-ins."""
 
     features: int
     kernel_size: tuple[int, int]
@@ -269,6 +263,16 @@ class WinogradConv(nn.Module):
     precision: Any = None
     kernel_init: Any = nn.linear.default_kernel_init
     bias_init: Any = nn.initializers.zeros_init()
+
+
+class WinogradConv(ConvFields):
+    """A drop-in for ``flax.linen.Conv`` (2-D, SAME padding, no dilation) computed by ``conv``.
+
+    Same fields, the same ``kernel`` and ``bias`` parameters (shapes, initialisers), the same
+    function to float tolerance: give it the name the Conv had and checkpoints are
+    interchangeable. Worth it on small output maps (the 7x7 layer of ``dcgan28-disc``), where
+    its gradients are matrix products instead of XLA's zero-dilated convolutions.
+    """
 
     @nn.compact
     def __call__(self, x):
