@@ -15,7 +15,9 @@ import tempfile
 import threading
 import time
 
-import jsynth  # noqa: F401  (before jax: one XLA host device per CPU core)
+import jsynth
+
+jsynth.configure_cpu()  # before any JAX computation: one host device per core, XLA:CPU flags
 from jsynth import configs
 from jsynth.generate import sample_to_disk
 from jsynth.train import loop

@@ -13,7 +13,9 @@ from __future__ import annotations
 import argparse
 import time
 
-import jsynth  # noqa: F401
+import jsynth
+
+jsynth.configure_cpu()  # before any JAX computation: one host device per core, XLA:CPU flags
 import jax
 import jax.numpy as jnp
 import numpy as np

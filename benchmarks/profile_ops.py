@@ -19,7 +19,9 @@ import shutil
 import tempfile
 import time
 
-import jsynth  # noqa: F401  (before jax: host devices, XLA flags)
+import jsynth
+
+jsynth.configure_cpu()  # before any JAX computation: one host device per core, XLA:CPU flags
 import jax
 import numpy as np
 from jax.profiler import ProfileData

@@ -24,7 +24,9 @@ import json
 import os
 import sys
 
-import jsynth  # noqa: F401  (one host device per core, before jax is imported)
+import jsynth
+
+jsynth.configure_cpu()  # before any JAX computation: one host device per core, XLA:CPU flags
 from jsynth.bench import runner
 
 PARTS = ("float32", "mlpvae", "devices", "bfloat16", "train")

@@ -11,10 +11,12 @@ import os
 
 import orbax.checkpoint as ocp
 
+from jsynth.errors import UserError
+
 log = logging.getLogger(__name__)
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(UserError, RuntimeError):
     """No readable checkpoint where one was expected."""
 
 
@@ -45,13 +47,23 @@ class Checkpointer:
         return self._manager.restore(step, args=ocp.args.Composite(
             metadata=ocp.args.JsonRestore()))["metadata"]
 
-    def restore(self, step: int, abstract_state):
-        """(state, metadata) of ``step``; ``abstract_state`` gives shapes, dtypes and shardings."""
+    def restore(self, step: int, abstract_state, *, partial: bool = False):
+        """(state, metadata) of ``step``; ``abstract_state`` gives shapes, dtypes and shardings.
+
+        ``partial=True``: ``abstract_state`` is a dict of some of the state's fields (by name);
+        only those are read (e.g. a generator without its optimiser state).
+        """
+        if partial:
+            state_args = ocp.args.PyTreeRestore(
+                abstract_state, restore_args=ocp.checkpoint_utils.construct_restore_args(abstract_state),
+                partial_restore=True)
+        else:
+            state_args = ocp.args.StandardRestore(abstract_state)
         restored = self._manager.restore(step, args=ocp.args.Composite(
-            state=ocp.args.StandardRestore(abstract_state), metadata=ocp.args.JsonRestore()))
+            state=state_args, metadata=ocp.args.JsonRestore()))
         return restored["state"], restored["metadata"]
 
-    def restore_latest(self, abstract_state):
+    def restore_latest(self, abstract_state, *, partial: bool = False):
         """(state, metadata, step) of the newest readable checkpoint, or None if there is none.
 
         A checkpoint that fails to read (a corrupt or truncated file) is reported and skipped in
@@ -60,7 +72,7 @@ class Checkpointer:
         failures = []
         for step in reversed(self.steps()):
             try:
-                state, metadata = self.restore(step, abstract_state)
+                state, metadata = self.restore(step, abstract_state, partial=partial)
             except Exception as error:  # orbax/tensorstore raise many types for damaged files
                 message = f"checkpoint at step {step} in {self.directory} is unreadable ({type(error).__name__}: {str(error)[:300]})"
                 log.warning("%s; trying the previous one", message)

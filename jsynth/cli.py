@@ -6,12 +6,10 @@ import json
 import os
 import sys
 
-import jsynth  # noqa: F401  (one host device per core, before jax is imported)
+from jsynth.cpu_setup import configure_cpu
+from jsynth.errors import InputError, UserError
 
 # Errors a user can fix (their messages say how); anything else is a bug and keeps its traceback.
-# ConfigError, DataError, WorkdirError and SampleOutputError are ValueErrors,
-# NonFiniteLossError a FloatingPointError.
-USER_ERRORS = (ValueError, FileNotFoundError, FloatingPointError)
 
 
 def _distributed_flags() -> argparse.ArgumentParser:
@@ -90,7 +88,7 @@ def _eval(args) -> None:
                                     report_dir=args.report, holdout_spec=args.holdout, options=options)
     else:
         if not args.data:
-            raise ValueError("--samples needs --data SPEC: the real data to compare with")
+            raise InputError("--samples needs --data SPEC: the real data to compare with")
         result = suite.evaluate_samples(args.samples, args.data, json_path=args.json, report_dir=args.report,
                                         holdout_spec=args.holdout, generator_data=args.generator_data,
                                         options=options)
@@ -190,17 +188,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _checkpoint_error():
-    from jsynth.checkpoint import CheckpointError
-    return CheckpointError
-
-
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    configure_cpu()  # before any JAX computation: host devices, XLA:CPU flags (jsynth.cpu_setup)
     try:
         _start_processes(args)
         args.run(args)
-    except USER_ERRORS + (_checkpoint_error(),) as error:
+    except UserError as error:  # an input to fix: one line; anything else is a bug and keeps its traceback
         print(f"jsynth {args.command}: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

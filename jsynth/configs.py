@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import typing
+
+from jsynth.overrides import apply_overrides
+from jsynth.errors import UserError
 
 # Model name -> family. The families decide the train step and what a sample is.
 MODEL_FAMILIES = {"mlpgan": "gan", "dcgan": "gan", "mlpvae": "vae", "convvae": "vae"}
@@ -28,10 +30,10 @@ _MODEL_DEFAULTS = {
 
 # Fields that change nothing a step computes: they may differ between a run and its resumption.
 OPERATIONAL_FIELDS = ("steps", "checkpoint_every", "max_to_keep", "log_every", "sample_every",
-                      "num_devices", "progress", "fd_every")
+                      "num_devices", "progress", "fd_every", "tensorboard")
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A config value a user got wrong; the message says which and what is allowed."""
 
 
@@ -69,6 +71,7 @@ class TrainConfig:
     num_devices: int | None = None   # None: every device
     progress: bool = True
     fd_every: int = 0                # FD every N steps, logged as "fd"; best kept in WORKDIR/best/ (0: off)
+    tensorboard: bool = True         # also write logged metrics as TensorBoard events (WORKDIR/tensorboard/)
 
     def __post_init__(self):
         _check(self.model in MODEL_FAMILIES, "model", self.model, f"one of {sorted(MODEL_FAMILIES)}")
@@ -140,31 +143,7 @@ def differences(saved: TrainConfig, requested: TrainConfig) -> dict[str, tuple]:
 
 def with_overrides(config: TrainConfig, assignments: list[str]) -> TrainConfig:
     """Applies ``KEY=VALUE`` strings (from ``--set``), parsing each value by the field's type."""
-    hints = typing.get_type_hints(TrainConfig)
-    changes = {}
-    for item in assignments:
-        key, sep, raw = item.partition("=")
-        if not sep:
-            raise ConfigError(f"--set expects KEY=VALUE, got {item!r}")
-        if key not in hints:
-            raise ConfigError(f"unknown config field {key!r}; valid fields: {sorted(hints)}")
-        changes[key] = _parse(raw, hints[key], key)
-    return dataclasses.replace(config, **changes)
-
-
-def _parse(raw: str, hint, key: str):
-    types = [t for t in typing.get_args(hint) if t is not type(None)] or [hint]
-    if raw.lower() in ("none", "null") and type(None) in typing.get_args(hint):
-        return None
-    kind = types[0]
-    try:
-        if kind is bool:
-            if raw.lower() not in ("true", "false", "1", "0", "yes", "no"):
-                raise ValueError(raw)
-            return raw.lower() in ("true", "1", "yes")
-        return kind(raw)
-    except ValueError:
-        raise ConfigError(f"--set {key}={raw!r}: expected a {kind.__name__}") from None
+    return apply_overrides(config, assignments, error=ConfigError)
 
 
 # ---- presets: plain functions returning configs -------------------------------------------

@@ -1,4 +1,4 @@
-"""Keep large freed host buffers in the heap for reuse (glibc only), set when jsynth is imported.
+"""Keep large freed host buffers in the heap for reuse (glibc only), when ``jsynth.configure_cpu`` asks.
 
 XLA:CPU allocates a fresh buffer for every large intermediate of every call. glibc serves
 allocations above its mmap threshold (dynamic, at most 32 MiB) with new anonymous mappings and
@@ -7,7 +7,8 @@ each large temporary. Measured here: copying a 33.5 MB array took 30 CPU-ms that
 the threshold raised; the Winograd lowering's transforms (``jsynth.models.winograd``) and the
 sampler's chunks are such temporaries. Raising the mmap threshold (and the trim threshold, so
 the heap is not handed back after each call) makes freed buffers reusable: the process keeps
-its high-water mark of host memory instead of faulting it in again every call.
+its high-water mark of host memory instead of faulting it in again every call. It applies to the
+whole process (PyTorch in it too), which is why only an explicit call sets it.
 """
 from __future__ import annotations
 

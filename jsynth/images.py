@@ -1,11 +1,14 @@
 """Image grids as PNG files (pillow): what a person looks at to judge samples."""
 from __future__ import annotations
 
+import io
 import math
 import os
 
 import numpy as np
 from PIL import Image
+
+from jsynth.atomic import write_atomic
 
 
 def grid(images: np.ndarray, columns: int | None = None, pad: int = 1, upscale: int = 1) -> np.ndarray:
@@ -33,7 +36,7 @@ def save_grid(images: np.ndarray, path: str, columns: int | None = None, upscale
     pixels = grid(images, columns, upscale=upscale)
     picture = Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.tmp.png"
-    picture.save(tmp)
-    os.replace(tmp, path)
+    buffer = io.BytesIO()
+    picture.save(buffer, format="png")
+    write_atomic(path, buffer.getvalue())
     return path

@@ -9,6 +9,8 @@ import jax
 import numpy as np
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
 
+from jsynth.errors import InputError
+
 DATA_AXIS = "data"
 
 
@@ -22,11 +24,11 @@ def data_mesh(num_devices: int | None = None) -> Mesh:
     if num_devices is None:
         num_devices = len(devices)
     if not 1 <= num_devices <= len(devices):
-        raise ValueError(f"asked for {num_devices} devices but only {len(devices)} are visible "
+        raise InputError(f"asked for {num_devices} devices but only {len(devices)} are visible "
                          f"({devices[0].platform}); on a CPU host set XLA_FLAGS="
                          f"--xla_force_host_platform_device_count=N before starting")
     if jax.process_count() > 1 and num_devices != len(devices):
-        raise ValueError(f"a multi-process run uses every device ({len(devices)}); "
+        raise InputError(f"a multi-process run uses every device ({len(devices)}); "
                          f"num_devices={num_devices} would leave some processes out")
     return Mesh(np.array(devices[:num_devices]), (DATA_AXIS,), axis_types=(AxisType.Auto,))
 
@@ -45,7 +47,7 @@ def check_batch_size(batch_size: int, mesh: Mesh) -> None:
     n = mesh.devices.size
     if batch_size % n:
         lower, upper = (batch_size // n) * n, (batch_size // n + 1) * n
-        raise ValueError(f"batch size {batch_size} does not divide over {n} devices; use a "
+        raise InputError(f"batch size {batch_size} does not divide over {n} devices; use a "
                          f"multiple of {n} (e.g. {lower or upper} or {upper}) or fewer devices")
 
 
@@ -92,13 +94,13 @@ def start_distributed(coordinator: str | None = None, num_processes: int | None 
     """
     explicit = (coordinator, num_processes, process_id)
     if any(v is not None for v in explicit) and not all(v is not None for v in explicit):
-        raise ValueError("a multi-process run needs --coordinator HOST:PORT, --num-processes N and "
+        raise InputError("a multi-process run needs --coordinator HOST:PORT, --num-processes N and "
                          "--process-id I together (or JSYNTH_COORDINATOR, JSYNTH_NUM_PROCESSES, "
                          "JSYNTH_PROCESS_ID)")
     if coordinator is None and not auto:
         return False
     if coordinator is not None and not 0 <= process_id < num_processes:
-        raise ValueError(f"--process-id must be in 0..{num_processes - 1}, got {process_id}")
+        raise InputError(f"--process-id must be in 0..{num_processes - 1}, got {process_id}")
     jax.distributed.initialize(coordinator_address=coordinator, num_processes=num_processes,
                                process_id=process_id, initialization_timeout=init_timeout_s,
                                heartbeat_timeout_seconds=heartbeat_timeout_s)

@@ -1,7 +1,7 @@
 """The sampling core: pure, model-agnostic, sharded over every device, deterministic.
 
 A *decode* function ``decode(variables, z, labels) -> images in [0, 1]`` is all it knows of a
-model (``jsynth.decoders`` makes them for GAN generators and VAE decoders). Sample ``i`` of a
+model (``jsynth.families``' ``decode`` makes them for GAN generators and VAE decoders). Sample ``i`` of a
 request depends only on ``(seed, i)``: its latent is ``normal(fold_in(key(seed), i))`` and its
 label (balanced mode) is ``i % num_classes``. So latents are bitwise identical whatever the chunk
 size or device count, and outputs are bitwise identical for the same chunk size and devices.
@@ -12,6 +12,7 @@ chunk k+1 is dispatched before chunk k is copied to the host, so the copy overla
 """
 from __future__ import annotations
 
+import functools
 from typing import Callable, Iterator, NamedTuple
 
 import jax
@@ -19,6 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, PartitionSpec as P
 
+from jsynth.errors import InputError
 from jsynth.parallel import DATA_AXIS, check_batch_size
 
 BALANCED = -1  # label value meaning "class i % num_classes for sample i"
@@ -51,9 +53,28 @@ def _slice_rows(rows: int, limit: int) -> int:
     return max(d for d in range(1, min(rows, max(limit, 1)) + 1) if rows % d == 0)
 
 
-def make_chunk_fn(decode: Callable, *, latent_dim: int, chunk_size: int, num_classes: int = 0,
-                  mesh: Mesh | None = None, device_rows: int | None = None):
+def model_dims(decode: Callable, latent_dim: int | None, num_classes: int | None) -> tuple[int, int]:
+    """``(latent_dim, num_classes)``: as given, else the decode function's own.
+
+    The families' decoders (``GeneratorDecode``, ``VAEDecode``) carry both, read from their
+    modules, so a caller need not repeat them; a plain function must be told ``latent_dim``.
+    """
+    if latent_dim is None:
+        latent_dim = getattr(decode, "latent_dim", None)
+        if latent_dim is None:
+            raise InputError("this decode function does not say its latent width: pass latent_dim=")
+    if num_classes is None:
+        num_classes = getattr(decode, "num_classes", 0)
+    return int(latent_dim), int(num_classes)
+
+
+def make_chunk_fn(decode: Callable, *, latent_dim: int | None = None, chunk_size: int,
+                  num_classes: int | None = None, mesh: Mesh | None = None, device_rows: int | None = None):
     """A jitted ``(variables, seed, start, label) -> (images, labels)`` for one fixed-size chunk.
+
+    Cached: equal arguments (``decode`` compared by equality, as the families' frozen
+    decoders are) return the same jitted function, so repeated sampling of one model (grids
+    during training, in-loop FD, ``jsynth eval``) traces and compiles it once.
 
     ``seed``, ``start`` and ``label`` are traced, so neither a new seed, a new position nor a new
     class recompiles. With a mesh, the chunk is split over its devices (``shard_map``: each device
@@ -64,9 +85,15 @@ def make_chunk_fn(decode: Callable, *, latent_dim: int, chunk_size: int, num_cla
     one step (an MLP's matrix products want the rows together). No sample changes: each depends
     on (seed, i) only.
     """
-    devices = 1 if mesh is None else mesh.devices.size
     if mesh is not None:
         check_batch_size(chunk_size, mesh)
+    latent_dim, num_classes = model_dims(decode, latent_dim, num_classes)
+    return _chunk_fn(decode, latent_dim, chunk_size, num_classes, mesh, device_rows)
+
+
+@functools.lru_cache(maxsize=32)
+def _chunk_fn(decode, latent_dim, chunk_size, num_classes, mesh, device_rows):
+    devices = 1 if mesh is None else mesh.devices.size
     rows = chunk_size // devices
     step = rows if device_rows is None else _slice_rows(rows, device_rows)
 
@@ -121,15 +148,21 @@ def sample_chunks(chunk_fn, variables, *, seed: int, start: int, stop: int, chun
         pending = ahead
 
 
-def sample(decode: Callable, variables, *, num: int, latent_dim: int, seed: int = 0,
-           chunk_size: int = 256, num_classes: int = 0, label: int = BALANCED,
+def sample(decode: Callable, variables, *, num: int, latent_dim: int | None = None, seed: int = 0,
+           chunk_size: int = 256, num_classes: int | None = None, label: int = BALANCED,
            mesh: Mesh | None = None, start: int = 0, device_rows: int | None = None):
     """Samples ``start .. start+num-1`` in memory: (images (num, H, W, C) in [0, 1], labels or None).
 
+    ``latent_dim``/``num_classes`` default to the decoder's own (``model_dims``); ``label`` is a
+    class for every sample, or BALANCED (sample i gets class i % num_classes).
     For large requests stream with ``sample_chunks`` (or ``jsynth.shards.write_samples``) instead.
     """
     if num <= 0:
-        raise ValueError(f"num must be positive, got {num}")
+        raise InputError(f"num must be positive, got {num}")
+    latent_dim, num_classes = model_dims(decode, latent_dim, num_classes)
+    if label != BALANCED and not (num_classes and 0 <= label < num_classes):
+        raise InputError(f"label={label} needs a model conditioned on classes 0..{num_classes - 1}"
+                         if num_classes else f"label={label}, but this model is unconditional")
     chunk_fn = make_chunk_fn(decode, latent_dim=latent_dim, chunk_size=chunk_size,
                              num_classes=num_classes, mesh=mesh, device_rows=device_rows)
     chunks = list(sample_chunks(chunk_fn, variables, seed=seed, start=start, stop=start + num,

@@ -1,4 +1,4 @@
-"""Streams samples to disk as shards plus a manifest (DESIGN.md's file contract).
+"""Streams samples to disk as shards plus a manifest (the README's Files section: a contract other tools read).
 
 OUT/part-00000.npz ...   "x" float32 NHWC in [0, 1], "y" int32 labels for conditional models
 OUT/manifest.json        {"num", "seed", "checkpoint_step", "shards": [{"file", "num", "sha256"}], ...}
@@ -22,6 +22,8 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
+from jsynth.atomic import write_atomic
+from jsynth.errors import UserError
 from jsynth.images import grid
 from jsynth.sampling import Chunk
 
@@ -29,7 +31,7 @@ FORMATS = ("npz", "png")
 MANIFEST = "manifest.json"
 
 
-class SampleOutputError(ValueError):
+class SampleOutputError(UserError, ValueError):
     """An output directory that cannot take this request; the message says what to do."""
 
 
@@ -57,10 +59,7 @@ def read_manifest(out_dir: str, name: str = MANIFEST) -> dict | None:
 
 
 def _write_manifest(out_dir: str, manifest: dict, name: str = MANIFEST) -> None:
-    tmp = os.path.join(out_dir, name + ".tmp")
-    with open(tmp, "w") as f:
-        json.dump(manifest, f, indent=1)
-    os.replace(tmp, os.path.join(out_dir, name))
+    write_atomic(os.path.join(out_dir, name), json.dumps(manifest, indent=1))
 
 
 def partial_manifest_name(process_index: int) -> str:
@@ -158,10 +157,7 @@ def write_samples(out_dir: str, chunks: Callable[[int, int], Iterator[Chunk]], *
         labels = None if parts[0].labels is None else np.concatenate([c.labels for c in parts])
         payload = _encode(images, labels, fmt)
         name = shard_name(index, fmt)
-        tmp = os.path.join(out_dir, name + ".tmp")
-        with open(tmp, "wb") as f:
-            f.write(payload)
-        os.replace(tmp, os.path.join(out_dir, name))
+        write_atomic(os.path.join(out_dir, name), payload)
         entry = {"index": index, "file": name, "num": stop - start,
                  "sha256": hashlib.sha256(payload).hexdigest()}
         if fmt == "png" and labels is not None:

@@ -1,4 +1,4 @@
-"""The files of a training run's directory (DESIGN.md's file contract) and their checks.
+"""The files of a training run's directory (the README's Files section: a contract other tools read) and their checks.
 
 WORKDIR/config.json     the resolved config
 WORKDIR/checkpoints/    Orbax checkpoints
@@ -11,10 +11,12 @@ import dataclasses
 import json
 import os
 
+from jsynth.atomic import write_atomic
 from jsynth.configs import ConfigError, TrainConfig, differences, from_json
+from jsynth.errors import UserError
 
 
-class WorkdirError(ValueError):
+class WorkdirError(UserError, ValueError):
     """A workdir that cannot be used as asked; the message says why and what to do."""
 
 
@@ -49,10 +51,7 @@ def read_config(workdir: str) -> TrainConfig:
 
 def write_config(workdir: str, config: TrainConfig) -> None:
     os.makedirs(workdir, exist_ok=True)
-    tmp = config_path(workdir) + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(config.to_json())
-    os.replace(tmp, config_path(workdir))
+    write_atomic(config_path(workdir), config.to_json())
 
 
 def check_resumable(workdir: str, config: TrainConfig) -> None:
@@ -99,10 +98,7 @@ def truncate_metrics(workdir: str, after_step: int) -> None:
                     kept.append(line)
             except (ValueError, KeyError):
                 continue  # a half-written last line from a killed run
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.writelines(kept)
-    os.replace(tmp, path)
+    write_atomic(path, "".join(kept))
 
 
 def append_metrics(workdir: str, record: dict) -> None:

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from jsynth import configs
-from jsynth.builders import build_parts
+from jsynth.builders import build_family
 
 _CACHE_OPTIONS = ("jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs",
                   "jax_persistent_cache_min_entry_size_bytes")
@@ -120,11 +120,11 @@ class TraceCounter:
 
 # ---- tiny models and batches -----------------------------------------------------------------
 
-def tiny_parts(model: str, conditional: bool = False, **overrides):
-    """(resolved tiny config, ModelParts) for 8x8 grey images (the digits' shape)."""
+def tiny_family(model: str, conditional: bool = False, **overrides):
+    """(resolved tiny config, model family) for 8x8 grey images (the digits' shape)."""
     config = configs.resolve(configs.tiny(model, conditional=conditional, **overrides))
     classes = DIGITS_CLASSES if conditional else 0
-    return config, build_parts(config, DIGITS_SHAPE, classes)
+    return config, build_family(config, DIGITS_SHAPE, classes)
 
 
 def fixed_batch(model_range: str, batch_size: int = 16, num_classes: int = 0, seed: int = 0):
@@ -139,9 +139,9 @@ def fixed_batch(model_range: str, batch_size: int = 16, num_classes: int = 0, se
     return batch
 
 
-def init_host_state(parts, seed: int = 0):
+def init_host_state(family, seed: int = 0):
     """A fresh state as numpy arrays (so that each test can place and donate its own copy)."""
-    return host(jax.jit(parts.init)(jax.random.key(seed)))
+    return host(jax.jit(family.init)(jax.random.key(seed)))
 
 
 def place(tree, mesh):

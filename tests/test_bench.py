@@ -1,4 +1,4 @@
-"""Benchmark library: FLOP counts against bench-architectures.md, records, CLI, PyTorch twins.
+"""Benchmark library: FLOP counts against docs/architectures.md, records, CLI, PyTorch twins.
 
 Tiny configurations only; nothing here asserts a timing.
 """
@@ -30,6 +30,7 @@ def test_flops_equal_the_reference_document():
         819_200, 25_690_112, 29_491_200, 31_490_048, 3_048_192]
 
 
+@pytest.mark.slow  # four timed configurations (~4 s); test_cli_bench_sampling_prints_json_lines is the quick one
 def test_sampling_records_carry_the_contract_fields():
     stream = io.StringIO()
     records = bench_command("sampling", arch="mlpvae", batch_size="8,16", devices="1,2", rounds=1,
@@ -43,6 +44,7 @@ def test_sampling_records_carry_the_contract_fields():
     assert {(r["batch_size"], r["devices"]) for r in records} == {(b, d) for b in (8, 16) for d in (1, 2)}
 
 
+@pytest.mark.slow  # two more compiles of the sampler (~3 s)
 def test_bfloat16_records_state_their_error_against_float32():
     records = runner.run_sampling(["mlpvae"], [8], devices=[2], dtypes=["float32", "bfloat16"], rounds=1,
                                   peak_size=64)
@@ -65,6 +67,7 @@ def test_cli_bench_sampling_prints_json_lines(capsys, monkeypatch):
     assert REQUIRED <= set(record) and record["num"] == 24 and record["devices"] == 2
 
 
+@pytest.mark.slow  # compiles and times a DCGAN train step (~10 s)
 def test_train_records(monkeypatch):
     monkeypatch.setattr(runner.peak, "matmul_peak_gflops", lambda d, dtype, n: 1.0)
     (record,) = runner.run_train([8], steps=1, devices=[1], rounds=1, width=4, upsamples=["dilated"])

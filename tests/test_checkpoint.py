@@ -9,7 +9,7 @@ import jax
 import pytest
 
 from helpers import (DIGITS_CLASSES, assert_trees_bitwise_equal, compilation_cache,  # noqa: F401
-                     corrupt_checkpoint as corrupt, fixed_batch, host, place, tiny_parts, trees_differ)
+                     corrupt_checkpoint as corrupt, fixed_batch, host, place, tiny_family, trees_differ)
 from jsynth import parallel
 from jsynth.checkpoint import Checkpointer, CheckpointError
 from jsynth.train.steps import jit_over_mesh
@@ -25,16 +25,16 @@ class Trained:
     """Initial state, the states after steps 1 and 2 (host copies), and the step on 8 devices."""
 
     def __init__(self):
-        self.config, self.parts = tiny_parts("dcgan", conditional=True)
+        self.config, self.family = tiny_family("dcgan", conditional=True)
         self.mesh = parallel.data_mesh(8)
         rep = parallel.replicated(self.mesh)
-        self.step_fn = jit_over_mesh(self.parts.update, self.mesh)
-        state = jax.jit(self.parts.init, out_shardings=rep)(jax.random.key(0))
+        self.step_fn = jit_over_mesh(self.family.update, self.mesh)
+        state = jax.jit(self.family.init, out_shardings=rep)(jax.random.key(0))
         self.states = [host(state)]
         for i in range(2):
             state = self.step(state, i)
             self.states.append(host(state))
-        self.shapes = jax.eval_shape(self.parts.init, jax.random.key(0))
+        self.shapes = jax.eval_shape(self.family.init, jax.random.key(0))
 
     def step(self, state, i):
         batch = parallel.shard_batch(self.mesh, fixed_batch("tanh", 16, DIGITS_CLASSES, seed=i))

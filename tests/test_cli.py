@@ -123,7 +123,7 @@ def test_label_on_an_unconditional_model_is_an_error(trained, tmp_path):
 
 @pytest.mark.parametrize("args, fragments", [
     (["--model", "gan9"], ["model='gan9'", "dcgan", "mlpvae"]),
-    (["--model", "dcgan", "--set", "widht=4"], ["unknown config field 'widht'", "width"]),
+    (["--model", "dcgan", "--set", "widht=4"], ["unknown --set key 'widht'", "width"]),
     (["--model", "dcgan", "--set", "width=four"], ["width", "expected a int"]),
     (["--model", "dcgan", "--set", "width"], ["KEY=VALUE"]),
     (["--model", "mlpvae", "--data", "npz:{tmp}/missing.npz"], ["missing.npz"]),
@@ -158,3 +158,33 @@ def test_argument_errors_exit_2():
         main(["train", "--model", "dcgan"])  # no --workdir
     assert raised.value.code == 2
     assert "--workdir" in err.getvalue()
+
+
+def _tensorboard_scalars(logdir: str, tag: str) -> list[tuple[int, float]]:
+    """(step, value) of every ``tag`` scalar in the event files under ``logdir`` (TFRecord framing:
+    8-byte length, 4-byte CRC, the Event proto, 4-byte CRC)."""
+    import struct
+    from tensorboardX.proto import event_pb2
+
+    found = []
+    for name in sorted(os.listdir(logdir)):
+        data = open(os.path.join(logdir, name), "rb").read()
+        position = 0
+        while position < len(data):
+            (length,) = struct.unpack("<Q", data[position:position + 8])
+            event = event_pb2.Event.FromString(data[position + 12:position + 12 + length])
+            position += 12 + length + 4
+            found += [(event.step, value.simple_value) for value in event.summary.value if value.tag == tag]
+    return found
+
+
+def test_training_writes_tensorboard_events_unless_switched_off(tmp_path):
+    on, off = str(tmp_path / "on"), str(tmp_path / "off")
+    args = TINY + ["--steps", "4"]
+    assert main(["train", "--model", "mlpgan", "--workdir", on] + args) == 0
+    assert main(["train", "--model", "mlpgan", "--workdir", off] + args + ["--set", "tensorboard=false"]) == 0
+    logged = [json.loads(line) for line in open(os.path.join(on, "metrics.jsonl"))]
+    scalars = _tensorboard_scalars(os.path.join(on, "tensorboard"), "d_loss")
+    assert [step for step, _ in scalars] == [r["step"] for r in logged] == [2, 4]
+    np.testing.assert_allclose([v for _, v in scalars], [r["d_loss"] for r in logged], rtol=1e-6)
+    assert not os.path.exists(os.path.join(off, "tensorboard"))

@@ -5,6 +5,7 @@
 * A trained run: `jsynth eval --workdir` writes every contracted key and the report, and the FD
   logged during training (fd_every) is the evaluation's FD of the same checkpoint.
 """
+import dataclasses
 import gzip
 import json
 import os
@@ -14,11 +15,13 @@ import shlex
 import jax
 import numpy as np
 import pytest
+from PIL import Image
 
 from jsynth import configs, data as jdata
 from jsynth.cli import build_parser, main
-from jsynth.evaluate import EvalOptions, evaluate, evaluate_samples, real_splits, splits
-from jsynth.evaluate import inloop, options as options_module
+from jsynth.evaluate import (EvalOptions, dcr_share, evaluate, evaluate_samples, feature_network,
+                             frechet_distance_infinity, nndr, real_splits, splits)
+from jsynth.evaluate import inloop, options as options_module, suite
 from jsynth.train import loop
 
 CONTRACT_KEYS = {"fd", "precision", "recall", "density", "coverage", "tstr_accuracy", "trtr_accuracy",
@@ -97,6 +100,98 @@ def test_unlabelled_samples_skip_utility_and_say_so(options):
     assert result["fd"] >= 0 and result["report"] is None
 
 
+@pytest.fixture(scope="module")
+def digits():
+    return real_splits("digits")  # the split (and cached feature net) of the test above
+
+
+def _net(real, options):
+    return feature_network(real.train, real.heldout, recipe=options.feature_recipe, seed=options.seed,
+                           cache_dir=options.cache_dir, progress=False)
+
+
+def test_privacy_in_feature_space_is_measured_on_the_feature_net(digits, options):
+    rng = np.random.default_rng(2)
+    train = digits.train.images
+    noisy = np.clip(train[:300] + rng.normal(0, 0.05, train[:300].shape), 0, 1).astype(np.float32)
+    run = lambda **kw: evaluate(noisy, None, digits, options=dataclasses.replace(options, **kw),  # noqa: E731
+                                generator_data="digits", progress=False)
+    in_features, in_pixels = run(privacy_space="features"), run(privacy_space="pixels")
+    assert in_features["protocol"]["privacy"]["space"] == "features"
+    assert in_pixels["protocol"]["privacy"]["space"] == "pixels"
+    assert in_features["fd"] == in_pixels["fd"]  # only the privacy metrics move
+    # Every synthetic and holdout row is used (privacy_rows is larger), so the public metric
+    # functions on the same embeddings give the suite's numbers.
+    net = _net(digits, options)
+    assert in_features["protocol"]["feature_net"]["sha256"] == net.key
+    flat = lambda x: x.reshape(len(x), -1)  # noqa: E731
+    embeddings = {"features": (net.features(train), net.features(digits.heldout.images), net.features(noisy)),
+                  "pixels": (flat(train), flat(digits.heldout.images), flat(noisy))}
+    for result, space in ((in_features, "features"), (in_pixels, "pixels")):
+        train_x, holdout_x, syn_x = embeddings[space]
+        expected = {**dcr_share(train_x, holdout_x, syn_x), **nndr(train_x, syn_x)}
+        for name in ("dcr_synthetic_median", "dcr_holdout_median", "dcr_holdout_p5", "nndr_median"):
+            assert result[name] == pytest.approx(expected[name], rel=1e-5), (space, name)
+        assert result["dcr_share"] == pytest.approx(expected["dcr_share"], abs=1 / 300)
+        assert 0.0 <= result["mia_auc"] <= 1.0
+    for name in ("dcr_synthetic_median", "dcr_holdout_median"):
+        assert in_features[name] != pytest.approx(in_pixels[name], rel=0.05), name
+
+
+def test_fd_infinity_is_computed_and_below_fd_for_real_data(digits, options):
+    images = digits.train.images[:600]  # real digits as "samples": FD is finite-sample bias only
+    result = evaluate(images, None, digits, options=dataclasses.replace(options, fd_infinity=True),
+                      generator_data="digits", progress=False)
+    assert result["protocol"]["fd"]["infinity"] is True
+    net = _net(digits, options)
+    expected = frechet_distance_infinity(net.features(digits.heldout.images), net.features(images),
+                                         seed=options.seed)
+    assert type(result["fd_infinity"]) is float and np.isfinite(result["fd_infinity"])
+    assert result["fd_infinity"] == pytest.approx(expected, rel=1e-9)
+    # FD(N) ~ FD_inf + c / N with c > 0: extrapolating to N -> inf removes the synthetic side's bias.
+    assert result["fd_infinity"] < result["fd"]
+    assert evaluate(images, None, digits, options=options, generator_data="digits",
+                    progress=False)["fd_infinity"] is None  # off by default
+
+
+def test_load_synthetic_brings_every_format_to_the_unit_range(tmp_path):
+    rng = np.random.default_rng(3)
+    pixels = rng.integers(0, 256, size=(6, 8, 8), dtype=np.uint8)
+    labels = np.array([2, 0, 1, 0, 2, 1])
+    unit = pixels[..., None].astype(np.float32) / 255.0  # (N, H, W, 1) in [0, 1]
+
+    # A folder of PNGs, one sub-folder per class (as other tools write them): labels from the folders.
+    for i, (image, label) in enumerate(zip(pixels, labels)):
+        folder = tmp_path / "png" / f"class{label}"
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image, "L").save(folder / f"{i:02d}.png")
+    x, y = suite.load_synthetic(str(tmp_path / "png"))
+    order = np.argsort(labels, kind="stable")  # class folders in name order, files sorted within
+    assert x.dtype == np.float32 and x.shape == (6, 8, 8, 1)
+    np.testing.assert_array_equal(x, unit[order])
+    np.testing.assert_array_equal(y, labels[order])
+
+    # uint8 0..255 in an .npz, without a channel axis.
+    np.savez(tmp_path / "uint8.npz", x=pixels, y=labels)
+    x, y = suite.load_synthetic(str(tmp_path / "uint8.npz"))
+    assert x.dtype == np.float32 and y.dtype == np.int32
+    np.testing.assert_array_equal(x, unit)
+    np.testing.assert_array_equal(y, labels)
+
+    # A tanh generator's [-1, 1] floats, unlabelled.
+    np.savez(tmp_path / "tanh.npz", x=unit * 2.0 - 1.0)
+    x, y = suite.load_synthetic(str(tmp_path / "tanh.npz"))
+    assert y is None and x.dtype == np.float32
+    np.testing.assert_allclose(x, unit, atol=1e-6)
+
+    # [0, 1] floats are kept as they are; anything else is refused.
+    np.savez(tmp_path / "unit.npz", x=unit.astype(np.float64))
+    np.testing.assert_array_equal(suite.load_synthetic(str(tmp_path / "unit.npz"))[0], unit)
+    np.savez(tmp_path / "wide.npz", x=unit * 4.0 - 2.0)
+    with pytest.raises(ValueError, match="expected"):
+        suite.load_synthetic(str(tmp_path / "wide.npz"))
+
+
 def _write_idx(path, array):
     header = bytes([0, 0, 0x08, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
     with gzip.open(path, "wb") as f:
@@ -125,7 +220,7 @@ def test_eval_options_from_the_command_line():
                                                    "fd_infinity=true", "privacy_space=features"])
     assert (options.utility_steps, options.augment_fractions, options.fd_infinity, options.privacy_space) == (
         20, (0.05, 0.5), True, "features")
-    with pytest.raises(ValueError, match="KEY=VALUE"):
+    with pytest.raises(ValueError, match="unknown --set key .feature_recipe.; valid keys"):
         options_module.with_overrides(EvalOptions(), ["feature_recipe=1"])
     with pytest.raises(ValueError):
         EvalOptions(privacy_space="latent")

@@ -50,6 +50,33 @@ def test_train_step_is_pure_and_the_loss_falls(digits):
         state, metrics = update(state, batch)
     assert int(state.step) == 30
     assert float(metrics["loss"]) < 0.25 * float(metrics0["loss"])
+    hyperparams = state.opt_state.hyperparams  # the schedule is data in the state
+    assert float(hyperparams["learning_rate"]) == pytest.approx(3e-3) and int(hyperparams["total_steps"]) == 30
+    compiles = update._cache_size()
+    update(init(jax.random.key(1), np.float32(1e-2), np.int32(500)), batch)  # another budget
+    assert update._cache_size() == compiles
+
+
+def test_optimizer_is_optax_adam_on_the_cosine_schedule_for_any_budget():
+    rng = np.random.default_rng(0)
+    params = {"w": jnp.asarray(rng.normal(size=(5, 3)), jnp.float32), "b": jnp.zeros(3, jnp.float32)}
+    grads = [jax.tree.map(lambda p: jnp.asarray(rng.normal(size=p.shape), jnp.float32), params)
+             for _ in range(9)]  # more steps than either budget: the rate stays at 0 after the end
+
+    def descend(optimizer):
+        p, s = params, optimizer.init(params)
+        for g in grads:
+            u, s = optimizer.update(g, s, p)
+            p = optax.apply_updates(p, u)
+        return p
+
+    run = jax.jit(lambda lr, total: descend(classify.classifier_optimizer(lr, total)))
+    for lr, total in ((2e-3, 6), (5e-2, 3)):
+        expected = descend(optax.adam(optax.cosine_decay_schedule(lr, total)))
+        got = run(np.float32(lr), np.int32(total))
+        for name in params:
+            np.testing.assert_allclose(np.asarray(got[name]), np.asarray(expected[name]), rtol=1e-6, atol=1e-7)
+    assert run._cache_size() == 1  # both budgets through one compile
 
 
 def test_cosine_learning_rate_matches_optax():
@@ -115,3 +142,14 @@ def test_real_subset_is_fixed_and_holds_every_class(digits):
     np.testing.assert_array_equal(subset, utility.real_subset(labels, 14, seed=0))
     assert not np.array_equal(subset, utility.real_subset(labels, 14, seed=1))
     assert utility.real_subset(labels, 10**6, seed=0).size == labels.size
+
+
+def test_cached_accuracy_is_computed_once_and_written_atomically(tmp_path):
+    calls = []
+    compute = lambda: calls.append(1) or 0.875  # noqa: E731
+    assert utility.cached_accuracy(("a", 1), compute, str(tmp_path)) == 0.875
+    assert utility.cached_accuracy(("a", 1), lambda: 0.0, str(tmp_path)) == 0.875  # read back
+    assert utility.cached_accuracy(("a", 2), lambda: 0.5, str(tmp_path)) == 0.5  # another key
+    assert utility.cached_accuracy(("a", 1), lambda: 0.25, "") == 0.25  # "" keeps nothing
+    files = os.listdir(tmp_path / "utility")
+    assert len(calls) == 1 and len(files) == 2 and all(f.endswith(".json") and "tmp" not in f for f in files)

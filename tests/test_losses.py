@@ -93,8 +93,9 @@ def test_negative_elbo_weights_the_kl_by_beta():
     x = jnp.asarray(RNG.uniform(size=(5, 2, 2, 1)), jnp.float32)
     mean = jnp.asarray(RNG.normal(size=(5, 3)), jnp.float32)
     log_var = jnp.asarray(RNG.normal(scale=0.5, size=(5, 3)), jnp.float32)
-    recon = np.mean(losses.bernoulli_nll(logits, x))
-    kl = np.mean(losses.gaussian_kl(mean, log_var))
+    # float(...): np.mean of a JAX array is a JAX array, which pytest.approx cannot take (no .flat).
+    recon = float(np.mean(np.asarray(losses.bernoulli_nll(logits, x))))
+    kl = float(np.mean(np.asarray(losses.gaussian_kl(mean, log_var))))
     assert kl > 0.1  # so that beta visibly matters
     for beta in (0.0, 1.0, 4.0):
         loss, terms = losses.negative_elbo(logits, x, mean, log_var, beta=beta)

@@ -23,9 +23,9 @@ from jsynth.evaluate import (
     nndr,
     prdc,
     precision_recall,
-    roc_auc,
 )
-from jsynth.evaluate import neighbours
+from jsynth.evaluate import chunks, neighbours
+from jsynth.evaluate.privacy import membership_auc_from_distances
 
 
 def dense_distances(a, b):
@@ -212,6 +212,24 @@ def test_neighbour_kernel_compiles_once_across_chunks():
     assert neighbours._k_nearest_chunk._cache_size() == before
 
 
+def test_map_chunks_pads_to_one_shape_and_trims():
+    x = np.arange(23 * 3, dtype=np.float32).reshape(23, 3)
+    seen = []
+
+    def fn(chunk, start):
+        seen.append((chunk.shape, start))
+        return {"sum": chunk.sum(axis=1), "pair": (chunk[:, :1] * 2.0, np.full(len(chunk), start))}
+
+    out = chunks.map_chunks(fn, x, 8)  # 3 chunks, the last one 7 rows short
+    assert seen == [((8, 3), 0), ((8, 3), 8), ((8, 3), 16)]
+    np.testing.assert_array_equal(out["sum"], x.sum(axis=1))
+    np.testing.assert_array_equal(out["pair"][0], x[:, :1] * 2.0)
+    np.testing.assert_array_equal(out["pair"][1], np.repeat([0, 8, 16], 8)[:23])
+    np.testing.assert_array_equal(chunks.map_chunks(lambda c, _: c, x, 64), x)  # one padded chunk
+    with pytest.raises(ValueError):
+        chunks.map_chunks(lambda c, _: c, x[:0], 8)
+
+
 def test_kernels_run_with_eight_devices_present():
     assert jax.device_count() == 8  # conftest: the metrics must not trip over a multi-device host
     x = np.random.default_rng(11).normal(size=(40, 3))
@@ -266,19 +284,23 @@ def test_prdc_does_not_depend_on_chunk_size(gaussians):
 # ----------------------------------------------------------------------------- AUC and privacy
 
 
-def test_roc_auc_equals_pairwise_count_with_ties():
+def test_membership_auc_is_the_pairwise_share_with_ties_counted_half():
     rng = np.random.default_rng(13)
-    scores = rng.integers(0, 8, size=400).astype(float)  # many ties
-    labels = rng.integers(0, 2, size=400)
-    pos, neg = scores[labels == 1], scores[labels == 0]
-    brute = ((pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()) / (
-        pos.size * neg.size)
-    assert roc_auc(scores, labels) == pytest.approx(brute, abs=1e-12)
-    assert roc_auc([0.1, 0.2, 0.8, 0.9], [0, 0, 1, 1]) == 1.0
-    assert roc_auc([0.1, 0.2, 0.8, 0.9], [1, 1, 0, 0]) == 0.0
-    assert roc_auc([1.0, 1.0, 1.0], [1, 0, 1]) == 0.5
-    with pytest.raises(ValueError):
-        roc_auc([0.1, 0.2], [1, 1])
+    members = rng.integers(0, 8, size=150).astype(float)  # many ties
+    nonmembers = rng.integers(2, 10, size=250).astype(float)
+    # The attack calls a record a member when it is closer to the synthetic data.
+    closer = (members[:, None] < nonmembers[None, :]).sum() + 0.5 * (members[:, None] == nonmembers[None, :]).sum()
+    expected = closer / (members.size * nonmembers.size)
+    auc = membership_auc_from_distances(members, nonmembers)
+    assert type(auc) is float and auc == pytest.approx(expected, abs=1e-12)
+    assert 0.6 < auc < 0.9  # the members are nearer on average, but far from separable
+    assert membership_auc_from_distances([0.0, 0.1], [0.5, 0.9, 2.0]) == 1.0
+    assert membership_auc_from_distances([0.5, 0.9, 2.0], [0.0, 0.1]) == 0.0
+    assert membership_auc_from_distances([1.0, 1.0], [1.0]) == 0.5
+    with pytest.raises(ValueError, match="members and non-members"):
+        membership_auc_from_distances([0.1, 0.2], [])
+    with pytest.raises(ValueError, match="finite"):
+        membership_auc_from_distances([0.1, np.nan], [0.3])
 
 
 @pytest.fixture(scope="module")

@@ -18,9 +18,9 @@ KEY = jax.random.key(0)
 SIZES = (8, 16, 28, 32, 64)
 
 
-def generator_shapes(generator, latent_dim, batch=2, labels=None, train=False):
+def generator_shapes(generator, batch=2, labels=None, train=False):
     """(variables, output) shapes of ``generator`` initialised and applied abstractly."""
-    z = jax.ShapeDtypeStruct((batch, latent_dim), jnp.float32)
+    z = jax.ShapeDtypeStruct((batch, generator.latent_dim), jnp.float32)
 
     def init_and_apply(z):
         variables = generator.init(KEY, z, labels, train=False)
@@ -43,17 +43,17 @@ def discriminator_shapes(discriminator, image_shape, batch=2, labels=None):
     return jax.eval_shape(init_and_apply, x)
 
 
-# ---- reference architectures (shared/bench-architectures.md) --------------------------------
+# ---- reference architectures (docs/architectures.md) --------------------------------
 
 def test_dcgan28_generator_has_the_reference_size():
-    variables, out = generator_shapes(DCGANGenerator((28, 28, 1), width=64), latent_dim=100)
+    variables, out = generator_shapes(DCGANGenerator((28, 28, 1), width=64))
     assert out.shape == (2, 28, 28, 1)
     assert count_params(variables["params"]) == 2_305_472
     assert count_params(variables["batch_stats"]) == 25_472
 
 
 def test_dcgan64_generator_has_the_reference_size():
-    variables, out = generator_shapes(DCGANGenerator((64, 64, 3), width=64), latent_dim=100)
+    variables, out = generator_shapes(DCGANGenerator((64, 64, 3), width=64))
     assert out.shape == (2, 64, 64, 3)
     assert count_params(variables["params"]) == 3_576_704
     assert count_params(variables["batch_stats"]) == 1_920
@@ -68,7 +68,7 @@ def test_dcgan28_discriminator_has_the_reference_size():
 def test_mlpvae_decoder_has_the_reference_size():
     vae = make_mlp_vae((28, 28, 1), hidden=400, latent_dim=20)
     x = jax.ShapeDtypeStruct((1, 28, 28, 1), jnp.float32)
-    variables = jax.eval_shape(lambda x: vae.init(KEY, x, None, KEY), x)
+    variables = jax.eval_shape(lambda x: vae.init({"params": KEY, "noise": KEY}, x), x)
     assert count_params(variables["params"]["decoder"]) == 322_784
     logits = jax.eval_shape(lambda v, z: vae.apply(v, z, method=VAE.decode), variables,
                             jax.ShapeDtypeStruct((3, 20), jnp.float32))
@@ -82,9 +82,9 @@ def test_mlpvae_decoder_has_the_reference_size():
 def test_dcgan_shapes_at_every_supported_size(size, channels):
     shape = (size, size, channels)
     for train in (False, True):
-        variables, out = generator_shapes(DCGANGenerator(shape, width=8), latent_dim=6, train=train)
+        variables, out = generator_shapes(DCGANGenerator(shape, width=8, latent_dim=6), train=train)
         assert out.shape == (2,) + shape and out.dtype == jnp.float32
-    _, conditional = generator_shapes(DCGANGenerator(shape, width=8, num_classes=3), latent_dim=6,
+    _, conditional = generator_shapes(DCGANGenerator(shape, width=8, num_classes=3, latent_dim=6),
                                       labels=jnp.zeros((2,), jnp.int32))
     assert conditional.shape == (2,) + shape
     for classes, labels in ((0, None), (3, jnp.array([0, 2]))):
@@ -95,7 +95,7 @@ def test_dcgan_shapes_at_every_supported_size(size, channels):
 
 @pytest.mark.parametrize("shape", ((8, 8, 1), (28, 28, 1), (32, 32, 3)))
 def test_mlp_and_vae_shapes(shape):
-    _, out = generator_shapes(MLPGenerator(shape, hidden=16), latent_dim=5, batch=3)
+    _, out = generator_shapes(MLPGenerator(shape, hidden=16, latent_dim=5), batch=3)
     assert out.shape == (3,) + shape
     _, logits = discriminator_shapes(MLPDiscriminator(hidden=16), shape, batch=3)
     assert logits.shape == (3,)
@@ -105,8 +105,8 @@ def test_mlp_and_vae_shapes(shape):
         labels = jnp.array([0, 1, 3])
 
         def run(x):
-            variables = vae.init(KEY, x, labels, KEY)
-            return vae.apply(variables, x, labels, KEY), vae.apply(
+            variables = vae.init({"params": KEY, "noise": KEY}, x, labels)
+            return vae.apply(variables, x, labels, rngs={"noise": KEY}), vae.apply(
                 variables, jnp.zeros((3, 5)), labels, method=VAE.decode)
 
         (recon, mean, log_var), decoded = jax.eval_shape(run, x)
@@ -134,8 +134,8 @@ def numpy_variables(init, *args, seed=0):
     return jax.tree_util.tree_map_with_path(draw, jax.eval_shape(init, *args))
 
 
-@pytest.mark.parametrize("make", (lambda c: MLPGenerator((8, 8, 1), 16, c),
-                                  lambda c: DCGANGenerator((8, 8, 1), 4, c)), ids=("mlp", "dcgan"))
+@pytest.mark.parametrize("make", (lambda c: MLPGenerator((8, 8, 1), 16, c, latent_dim=6),
+                                  lambda c: DCGANGenerator((8, 8, 1), 4, c, latent_dim=6)), ids=("mlp", "dcgan"))
 def test_generators_are_in_tanh_range_and_labels_change_the_output(make):
     conditional, unconditional = make(5), make(0)
     z = jax.random.normal(jax.random.key(1), (4, 6))
@@ -181,13 +181,13 @@ def test_vae_decoder_mean_in_unit_range_and_labels_change_it(make):
     x = jax.random.uniform(jax.random.key(3), (2, 8, 8, 1))
     z = jax.random.normal(jax.random.key(4), (2, 4))
     labels = jnp.array([0, 1])
-    variables = numpy_variables(lambda: vae.init(KEY, x, labels, KEY))
+    variables = numpy_variables(lambda: vae.init({"params": KEY, "noise": KEY}, x, labels))
 
     @jax.jit
     def run(variables, x, z):
         decode = lambda labels: decoder_mean(vae.apply(variables, z, labels, method=VAE.decode))
-        recon_a, mean_a, _ = vae.apply(variables, x, labels, jax.random.key(5))
-        recon_b, mean_b, _ = vae.apply(variables, x, labels, jax.random.key(6))
+        recon_a, mean_a, _ = vae.apply(variables, x, labels, rngs={"noise": jax.random.key(5)})
+        recon_b, mean_b, _ = vae.apply(variables, x, labels, rngs={"noise": jax.random.key(6)})
         return decode(labels), decode(jnp.array([2, 2])), recon_a, recon_b, mean_a, mean_b
 
     images, other, recon_a, recon_b, mean_a, mean_b = map(np.asarray, run(variables, x, z))
@@ -200,7 +200,7 @@ def test_vae_decoder_mean_in_unit_range_and_labels_change_it(make):
 
 
 def test_dcgan_batchnorm_train_mode_updates_running_statistics():
-    generator = DCGANGenerator((8, 8, 1), width=4)
+    generator = DCGANGenerator((8, 8, 1), width=4, latent_dim=6)
     z = jax.random.normal(jax.random.key(1), (4, 6))
     variables = numpy_variables(lambda: generator.init(KEY, z))
 
@@ -218,7 +218,7 @@ def test_dcgan_batchnorm_train_mode_updates_running_statistics():
 def test_bfloat16_compute_keeps_float32_params():
     config = configs.resolve(configs.tiny("dcgan", compute_dtype="bfloat16"))
     generator, discriminator = build_gan(config, (8, 8, 1), 0)
-    variables, out = generator_shapes(generator, latent_dim=8)
+    variables, out = generator_shapes(generator)
     assert {x.dtype for x in jax.tree.leaves(variables)} == {jnp.dtype(jnp.float32)}
     assert out.dtype == jnp.bfloat16
     variables, logits = discriminator_shapes(discriminator, (8, 8, 1))
@@ -231,7 +231,7 @@ def test_bfloat16_compute_keeps_float32_params():
 @pytest.mark.parametrize("shape", ((10, 10, 1), (8, 16, 1), (8, 8, 2), (128, 128, 3)))
 def test_dcgan_rejects_unsupported_shapes_with_a_helpful_message(shape):
     with pytest.raises(ValueError, match=r"DCGAN supports square images .*\(8, 16, 28, 32, 64\).*mlpgan"):
-        generator_shapes(DCGANGenerator(shape, width=4), latent_dim=4)
+        generator_shapes(DCGANGenerator(shape, width=4, latent_dim=4))
     with pytest.raises(ValueError, match="mlpgan"):
         build_gan(configs.resolve(configs.tiny("dcgan")), shape, 0)
 
@@ -243,11 +243,19 @@ def test_convvae_rejects_sides_not_divisible_by_four():
         build_vae(configs.resolve(configs.tiny("convvae")), (6, 6, 1), 0)
 
 
-@pytest.mark.parametrize("module", (MLPGenerator((8, 8, 1), 8, num_classes=3),
-                                    DCGANGenerator((8, 8, 1), 4, num_classes=3)), ids=("mlp", "dcgan"))
+@pytest.mark.parametrize("module", (MLPGenerator((8, 8, 1), 8, num_classes=3, latent_dim=4),
+                                    DCGANGenerator((8, 8, 1), 4, num_classes=3, latent_dim=4)), ids=("mlp", "dcgan"))
 def test_conditional_generator_without_labels_says_so(module):
     with pytest.raises(ValueError, match="class-conditional.*pass labels"):
-        generator_shapes(module, latent_dim=4)
+        generator_shapes(module)
+
+
+@pytest.mark.parametrize("module", (MLPGenerator((8, 8, 1), 8, latent_dim=4),
+                                    DCGANGenerator((8, 8, 1), 4, latent_dim=4)), ids=("mlp", "dcgan"))
+def test_latents_of_the_wrong_width_say_so(module):
+    z = jnp.zeros((2, 5))
+    with pytest.raises(ValueError, match=r"latents of shape \(batch, 4\), got \(2, 5\).*latent_dim"):
+        module.init(KEY, z)
 
 
 def test_conditional_discriminator_without_labels_says_so():

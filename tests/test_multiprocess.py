@@ -18,6 +18,9 @@ from jsynth.shards import load_samples, read_manifest
 from jsynth.train import loop
 from jsynth.workdir import checkpoint_dir, read_config
 
+# Every test here launches processes (20-30 s each on 2 cores): the full run only.
+pytestmark = pytest.mark.slow
+
 TIMEOUT_S = 240
 STEPS = 24
 TRAIN = ["train", "--model", "dcgan", "--conditional", "--steps", str(STEPS), "--batch-size", "16",

@@ -39,6 +39,7 @@ def test_handlers_are_restored():
     assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before
 
 
+@pytest.mark.slow  # a SIGTERM during training, then a resumed run (two compiles, ~4 s)
 def test_a_signalled_run_saves_where_it_stopped_and_resumes(tmp_path, monkeypatch):
     config = configs.tiny("mlpvae", steps=8, checkpoint_every=1000, log_every=1000)
     # The signal arrives during step 3 (as the batch for it is drawn).

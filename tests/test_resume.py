@@ -169,6 +169,7 @@ def finished_checkpoints(workdir):
     return sorted(int(d) for d in os.listdir(directory) if d.isdigit())
 
 
+@pytest.mark.slow  # two `jsynth train` subprocesses and a SIGKILL (~12 s)
 def test_killed_run_resumes_to_the_same_parameters(tmp_path, digits, compilation_cache):
     workdir = str(tmp_path / "killed")
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8", JAX_PLATFORMS="cpu",

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from helpers import (DIGITS_CLASSES, TraceCounter, compilation_cache, host,  # noqa: F401
-                     tiny_parts)
+from helpers import (DIGITS_CLASSES, DIGITS_SHAPE, TraceCounter, assert_trees_bitwise_equal,  # noqa: F401
+                     compilation_cache, host, tiny_family)
 from jsynth import configs, parallel, sampling
 from jsynth.generate import sample_to_disk
 from jsynth.shards import SampleOutputError, load_samples, read_manifest
@@ -36,9 +36,9 @@ def latent_decode(variables, z, labels):
 @pytest.fixture(scope="module")
 def generator():
     """(decode, variables) of a tiny conditional DCGAN at its initial weights."""
-    _, parts = tiny_parts("dcgan", conditional=True)
-    state = jax.jit(parts.init, out_shardings=parallel.replicated(MESH8))(jax.random.key(0))
-    return parts.decode, host(parts.variables(state))
+    _, family = tiny_family("dcgan", conditional=True)
+    state = jax.jit(family.init, out_shardings=parallel.replicated(MESH8))(jax.random.key(0))
+    return family.decode, host(family.sample_variables(state))
 
 
 # ---- the core ------------------------------------------------------------------------------
@@ -171,6 +171,27 @@ def test_sample_to_disk_writes_shards_and_a_manifest(workdir, complete):
     np.testing.assert_array_equal(labels, y)
 
 
+def test_load_trained_reads_only_the_sampling_weights(workdir, tmp_path):
+    """Sampling restores the EMA generator (or the raw one) and its BatchNorm statistics alone.
+
+    The copy's config names another optimiser (SGD: a different state structure), so restoring
+    any optimiser state would fail; the discriminator is never built into the target either.
+    """
+    copy = tmp_path / "copy"
+    shutil.copytree(workdir, copy)
+    config = json.loads((copy / "config.json").read_text())
+    (copy / "config.json").write_text(json.dumps({**config, "optimizer": "sgd"}))
+    # The full state, restored by the loop from a second copy (a finished run: no step is taken).
+    shutil.copytree(workdir, tmp_path / "full")
+    trained = host(loop.run(configs.tiny("dcgan", conditional=True, steps=2, checkpoint_every=2),
+                            str(tmp_path / "full")))
+    for use_ema, params in ((True, trained.ema_params), (False, trained.g_params)):
+        model = load_trained(str(copy), mesh=MESH8, use_ema=use_ema)
+        variables = host(model.variables)
+        assert_trees_bitwise_equal(variables["params"], params)
+        assert_trees_bitwise_equal(variables["batch_stats"], trained.g_batch_stats)
+
+
 def test_a_restarted_request_writes_only_the_missing_shards(workdir, complete, tmp_path):
     source, _ = complete
     out = tmp_path / "interrupted"
@@ -259,3 +280,31 @@ def test_bad_sampling_requests(workdir, tmp_path):
         write(workdir, tmp_path / "b", batch_size=12)
     with pytest.raises(SampleOutputError, match="positive"):
         write(workdir, tmp_path / "c", num=0)
+
+
+def test_repeated_sampling_of_one_model_traces_once():
+    """``sample`` called again (a new grid, an in-loop FD, ``jsynth eval``) with an equal decoder
+    reuses the compiled chunk function: the decoder is traced once across all calls."""
+    from jsynth.families import GeneratorDecode
+    from jsynth.models import MLPGenerator
+
+    traces = []
+
+    class CountingGenerator(MLPGenerator):
+        def __call__(self, z, labels=None, train: bool = False):
+            traces.append(z.shape)
+            return super().__call__(z, labels, train)
+
+    module = CountingGenerator(DIGITS_SHAPE, hidden=8, num_classes=DIGITS_CLASSES, latent_dim=LATENT)
+    variables = module.init(jax.random.key(0), np.zeros((1, LATENT)), np.zeros((1,), np.int32))
+    traces.clear()
+    results = []
+    for seed in (1, 2, 1):
+        # A fresh, equal decoder each time, as ``load_trained`` and the loop build them.
+        decode = GeneratorDecode(CountingGenerator(DIGITS_SHAPE, hidden=8, num_classes=DIGITS_CLASSES,
+                                                   latent_dim=LATENT))
+        results.append(sampling.sample(decode, variables, num=20, latent_dim=LATENT, seed=seed,
+                                       chunk_size=8, num_classes=DIGITS_CLASSES, mesh=MESH8)[0])
+    assert len(traces) == 1
+    np.testing.assert_array_equal(results[0], results[2])
+    assert not np.array_equal(results[0], results[1])

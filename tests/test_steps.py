@@ -13,35 +13,36 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from helpers import (DIGITS_CLASSES, DIGITS_SHAPE, TraceCounter, assert_trees_bitwise_equal,
                      assert_trees_close, compilation_cache, fixed_batch, host, place,  # noqa: F401
-                     tiny_parts, trees_differ)
+                     tiny_family, trees_differ)
 from jsynth import configs, parallel
-from jsynth.builders import build_gan, build_optimizer, build_parts, build_vae
+from jsynth.builders import build_family, build_gan, build_optimizer, build_vae
 from jsynth.train import loop
-from jsynth.train.steps import jit_over_mesh, make_gan_update, make_vae_update
+from jsynth.families import GANFamily, VAEFamily
+from jsynth.train.steps import jit_over_mesh
 
 KEY = jax.random.key(42)
 
 
-def init_state(parts):
+def init_state(family):
     """The library's init, jitted as ``loop.run`` does on 8 devices (so compiles are shared)."""
     mesh = parallel.data_mesh()
-    return host(jax.jit(parts.init, out_shardings=parallel.replicated(mesh))(jax.random.key(0)))
+    return host(jax.jit(family.init, out_shardings=parallel.replicated(mesh))(jax.random.key(0)))
 
 
 class Model:
-    """A tiny model's parts, its initial state (host copy) and steps jitted over 1 and 8 devices."""
+    """A tiny model's family, its initial state (host copy) and steps jitted over 1 and 8 devices."""
 
     def __init__(self, name, conditional=False):
-        self.config, self.parts = tiny_parts(name, conditional)
+        self.config, self.family = tiny_family(name, conditional)
         self.num_classes = DIGITS_CLASSES if conditional else 0
-        self.state = init_state(self.parts)
+        self.state = init_state(self.family)
         self.meshes = {n: parallel.data_mesh(n) for n in (1, 8)}
-        self.counted = TraceCounter(self.parts.update)
-        self.steps = {1: jit_over_mesh(self.parts.update, self.meshes[1]),
+        self.counted = TraceCounter(self.family.update)
+        self.steps = {1: jit_over_mesh(self.family.update, self.meshes[1]),
                       8: jit_over_mesh(self.counted, self.meshes[8])}
 
     def batch(self, i):
-        return fixed_batch(self.parts.model_range, 16, self.num_classes, seed=i)
+        return fixed_batch(self.family.data_range, 16, self.num_classes, seed=i)
 
     def train(self, devices, num_steps, same_batch=False):
         """(final state, metrics per step) after ``num_steps`` from the initial state."""
@@ -79,11 +80,9 @@ def test_gan_discriminator_loss_falls_against_a_frozen_generator():
     config = configs.resolve(configs.tiny("mlpgan"))
     generator, discriminator = build_gan(config, DIGITS_SHAPE, 0)
     frozen, d_tx = optax.set_to_zero(), build_optimizer(config)
-    parts = build_parts(config, DIGITS_SHAPE, 0)
-    update = make_gan_update(generator, discriminator, frozen, d_tx, latent_dim=config.latent_dim,
-                             num_classes=0, ema_decay=config.ema_decay)
-    step = jax.jit(update)
-    state = jax.jit(parts.init)(jax.random.key(0))  # g_tx's state (adam) is unused by set_to_zero
+    family = build_family(config, DIGITS_SHAPE, 0)
+    step = jax.jit(GANFamily(generator, discriminator, frozen, d_tx, ema_decay=config.ema_decay).update)
+    state = jax.jit(family.init)(jax.random.key(0))  # g_tx's state (adam) is unused by set_to_zero
     state = state.replace(g_opt_state=frozen.init(state.g_params))
     g_before = host(state.g_params)
     batch = fixed_batch("tanh", 16)
@@ -131,12 +130,12 @@ def test_the_generator_runs_data_parallel():
     ran all of it on every device (correct numbers, no speed-up from more devices; the test
     above cannot see that).
     """
-    _, parts = tiny_parts("dcgan")
+    _, family = tiny_family("dcgan")
     rows = 24  # 3 per device on 8; a size no layer of the tiny model has
     mesh = parallel.data_mesh(8)
-    state = jax.eval_shape(parts.init, jax.random.key(0))
-    batch = parallel.shard_batch(mesh, fixed_batch(parts.model_range, rows))
-    hlo = jit_over_mesh(parts.update, mesh).lower(state, batch, KEY).compile().as_text()
+    state = jax.eval_shape(family.init, jax.random.key(0))
+    batch = parallel.shard_batch(mesh, fixed_batch(family.data_range, rows))
+    hlo = jit_over_mesh(family.update, mesh).lower(state, batch, KEY).compile().as_text()
     per_device = re.findall(rf"= f32\[{rows // 8},[^\]]*\][^ ]* (?:fusion|convolution|dot)\(", hlo)
     whole_batch = re.findall(rf"= f32\[{rows},[^\]]*\][^ ]* (?:fusion|convolution|dot)\(", hlo)
     assert per_device, "expected per-device activations in the compiled step"
@@ -161,14 +160,14 @@ def test_batch_size_must_divide_the_devices():
 
 
 def test_bfloat16_compute_keeps_float32_params_and_finite_losses(dcgan):
-    config, parts = tiny_parts("dcgan", conditional=True, compute_dtype="bfloat16")
+    config, family = tiny_family("dcgan", conditional=True, compute_dtype="bfloat16")
     # The state has the same shapes and (float32) dtypes as in float32 compute, so the float32
     # model's initial state serves; only the step computes in bfloat16.
-    shapes = jax.eval_shape(parts.init, jax.random.key(0))
+    shapes = jax.eval_shape(family.init, jax.random.key(0))
     assert jax.tree.map(lambda s: (s.shape, s.dtype), shapes) == jax.tree.map(
         lambda x: (x.shape, x.dtype), dcgan.state)
     mesh = dcgan.meshes[8]
-    step = jit_over_mesh(parts.update, mesh)
+    step = jit_over_mesh(family.update, mesh)
     state = place(dcgan.state, mesh)
     for i in range(2):
         state, metrics = step(state, parallel.shard_batch(mesh, dcgan.batch(i)), jax.random.fold_in(KEY, i))
@@ -194,13 +193,13 @@ def sgd_gan():
     base = configs.tiny("dcgan", conditional=True)
     config = configs.resolve(configs.replace(base, optimizer="sgd", learning_rate=0.05))
     # The weights of the Adam preset's init (compiled already); the optimiser states are SGD's.
-    state = init_state(build_parts(configs.resolve(base), DIGITS_SHAPE, DIGITS_CLASSES))
+    state = init_state(build_family(configs.resolve(base), DIGITS_SHAPE, DIGITS_CLASSES))
     g_tx, d_tx = build_optimizer(config), build_optimizer(config)
 
     def update(axis_name):
         generator, discriminator = build_gan(config, DIGITS_SHAPE, DIGITS_CLASSES, axis_name=axis_name)
-        return make_gan_update(generator, discriminator, g_tx, d_tx, latent_dim=config.latent_dim,
-                               num_classes=DIGITS_CLASSES, ema_decay=config.ema_decay, axis_name=axis_name)
+        return GANFamily(generator, discriminator, g_tx, d_tx, ema_decay=config.ema_decay,
+                         axis_name=axis_name).update
 
     state = state.replace(g_opt_state=host(jax.jit(g_tx.init)(state.g_params)),
                           d_opt_state=host(jax.jit(d_tx.init)(state.d_params)))
@@ -213,10 +212,9 @@ def sgd_vae():
     vae, tx = build_vae(config, DIGITS_SHAPE, 0), build_optimizer(config)
 
     def update(axis_name):
-        return make_vae_update(vae, tx, num_classes=0, beta=config.beta, likelihood=config.likelihood,
-                               axis_name=axis_name)
+        return VAEFamily(vae, tx, beta=config.beta, likelihood=config.likelihood, axis_name=axis_name).update
 
-    state = init_state(build_parts(configs.resolve(base), DIGITS_SHAPE, 0))  # see sgd_gan
+    state = init_state(build_family(configs.resolve(base), DIGITS_SHAPE, 0))  # see sgd_gan
     return update, state.replace(opt_state=host(jax.jit(tx.init)(state.params))), "unit", 0
 
 
@@ -274,7 +272,9 @@ def per_device(request):
     return PerDevice(sgd_gan if request.param == "gan" else sgd_vae)
 
 
-@pytest.mark.parametrize("driver", DRIVERS)
+# shard_map (checked) is in the quick set; the other two drivers (a compile each) in the full run.
+@pytest.mark.parametrize("driver", [d if d == "shard_map" else pytest.param(d, marks=pytest.mark.slow)
+                                    for d in DRIVERS])
 def test_per_device_step_matches_the_global_step(per_device, driver):
     state, history = per_device.run_per_device(driver)
     reference, reference_history = per_device.reference

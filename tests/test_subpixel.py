@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from jsynth.models import DCGANGenerator
-from jsynth.decoders import with_transformed_kernels
+from jsynth.families import with_transformed_kernels
 from jsynth.models.subpixel import (LOWERINGS, TRANSFORMED, SubPixelConvTranspose, choose_lowering,
                                     conv_transpose, winograd_kernel)
 
@@ -20,8 +20,18 @@ LAYERS = [(7, 16, 8, 5, 2, "SAME"),    # dcgan28 k5 s2
           (5, 4, 4, 5, 2, ((1, 2), (3, 0)))]
 
 
-@pytest.mark.parametrize("lowering", sorted(LOWERINGS))
-@pytest.mark.parametrize("size,c_in,c_out,k,s,padding", LAYERS)
+def _cases():
+    """Every layer with every lowering; col2im's compiles take 1.5-2 s each, so only its
+    first-layer (k5 s1) case is in the quick set (`-m "not slow"`)."""
+    for i, layer in enumerate(LAYERS):
+        name = "-".join(map(str, layer[:5])) + "-" + (layer[5] if isinstance(layer[5], str) else f"padding{i}")
+        for lowering in sorted(LOWERINGS):
+            slow = lowering == "col2im" and layer != (7, 16, 8, 5, 1, "SAME")
+            yield pytest.param(lowering, *layer, id=f"{name}-{lowering}",
+                               marks=[pytest.mark.slow] if slow else [])
+
+
+@pytest.mark.parametrize("lowering,size,c_in,c_out,k,s,padding", list(_cases()))
 def test_equals_flax_conv_transpose(lowering, size, c_in, c_out, k, s, padding):
     x = jax.random.normal(jax.random.key(0), (3, size, size, c_in))
     flax_layer = nn.ConvTranspose(c_out, (k, k), (s, s), padding=padding, precision="highest")
@@ -68,6 +78,7 @@ def test_generator_upsample_modes_share_parameter_structure(shape):
     assert names == [f"ConvTranspose_{i}" for i in range(len(names))]
 
 
+@pytest.mark.slow  # a whole 28 px generator in two modes, train and inference (~4 s)
 def test_dcgan28_upsample_modes_compute_the_same_function():
     sub, dil = DCGANGenerator((28, 28, 1), 8), DCGANGenerator((28, 28, 1), 8, upsample="dilated")
     z = jax.random.normal(jax.random.key(0), (4, 100))
@@ -100,13 +111,38 @@ def test_generator_samples_with_its_transformed_kernels():
     generator = DCGANGenerator((28, 28, 1), 8)  # its 7x7 k5 s1 layer is lowered by Winograd
     z = jax.random.normal(jax.random.key(0), (4, 100))
     variables = generator.init(jax.random.key(1), z)
-    ready = with_transformed_kernels(generator, variables, latent_dim=100)
+    inference, ready = with_transformed_kernels(generator, variables)
     assert set(ready) == {"params", "batch_stats", TRANSFORMED}
     assert list(ready[TRANSFORMED]) == ["ConvTranspose_0"]  # only the Winograd layer
     expected = generator.apply(variables, z)
-    np.testing.assert_allclose(generator.apply(ready, z), expected, rtol=1e-6, atol=1e-6)
-    # The stored transform is what the layer uses: its kernel is no longer read at all.
+    np.testing.assert_allclose(inference.apply(ready, z), expected, rtol=1e-6, atol=1e-6)
+    # The stored transform is what the inference generator uses: its kernel is no longer read.
     params = dict(ready["params"], ConvTranspose_0={"kernel": 3.0 * ready["params"]["ConvTranspose_0"]["kernel"]})
-    np.testing.assert_allclose(generator.apply(dict(ready, params=params), z), expected, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(inference.apply(dict(ready, params=params), z), expected, rtol=1e-6, atol=1e-6)
     changed = generator.apply(dict(variables, params=params), z)  # without it, the new kernel counts
     assert np.abs(changed - expected).max() > 0.1 * np.abs(expected).max()
+    # The training generator ignores the collection even when it is passed in.
+    np.testing.assert_allclose(generator.apply(dict(ready, params=params), z), changed, rtol=1e-6, atol=1e-6)
+    with pytest.raises(ValueError, match="with_transformed_kernels"):
+        inference.apply(variables, z)  # an inference generator without its transformed kernels
+
+
+def test_mutable_true_cannot_cut_a_kernels_gradient():
+    """The Flax habit ``apply(..., mutable=True)`` merged back into the variables must leave every
+    kernel trainable (before the fix the Winograd layer then read a stored transform: zero gradient)."""
+    generator = DCGANGenerator((28, 28, 1), 8)
+    z = jax.random.normal(jax.random.key(0), (4, 100))
+    variables = generator.init(jax.random.key(1), z)
+    for train in (True, False):
+        _, mutated = generator.apply(variables, z, train=train, mutable=True)
+        assert TRANSFORMED not in mutated
+        merged = {**variables, **mutated}
+
+        def loss(params):
+            out = generator.apply(dict(merged, params=params), z, train=train, mutable=["batch_stats"])[0]
+            return jnp.sum(out ** 2)
+
+        grads = jax.grad(loss)(merged["params"])
+        for name, leaf in jax.tree_util.tree_leaves_with_path(grads):
+            if "kernel" in jax.tree_util.keystr(name):
+                assert float(jnp.abs(leaf).max()) > 0, jax.tree_util.keystr(name)

@@ -23,8 +23,14 @@ def _close(got, expected, tol=5e-5):
     np.testing.assert_allclose(got, expected, rtol=tol, atol=tol * float(np.abs(expected).max()))
 
 
-@pytest.mark.parametrize("size,c_in,c_out,k", [(14, 16, 8, 5), (28, 1, 4, 5), (16, 8, 8, 4), (8, 3, 5, 4),
-                                               (9, 2, 3, 5), (7, 4, 4, 3)])
+slow = pytest.mark.slow  # each case compiles a convolution and its gradients (3-5 s)
+
+
+@pytest.mark.parametrize("size,c_in,c_out,k", [pytest.param(14, 16, 8, 5, marks=slow), (28, 1, 4, 5),
+                                               pytest.param(16, 8, 8, 4, marks=slow),
+                                               pytest.param(8, 3, 5, 4, marks=slow),
+                                               pytest.param(9, 2, 3, 5, marks=slow),
+                                               pytest.param(7, 4, 4, 3, marks=slow)])
 def test_strided_conv_equals_lax_with_gradients(size, c_in, c_out, k):
     x = jax.random.normal(jax.random.key(0), (3, size, size, c_in))
     w = jax.random.normal(jax.random.key(1), (k, k, c_in, c_out)) / k
@@ -46,6 +52,7 @@ def test_winograd_conv_is_a_drop_in_for_flax_conv():
     _close(ours.apply(theirs_vars, x), theirs.apply(theirs_vars, x))
 
 
+@pytest.mark.slow  # whole 28 px and 64 px discriminators and their gradients (6 s, 11 s)
 @pytest.mark.parametrize("size,channels", [(28, 1), (64, 3)])
 def test_discriminator_downsample_modes_compute_the_same_function(size, channels):
     x = jax.random.uniform(jax.random.key(0), (2, size, size, channels), minval=-1, maxval=1)

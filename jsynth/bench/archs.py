@@ -1,7 +1,7 @@
 """The reference architectures as jsynth builds them: the shipped modules and decode functions.
 
-Benchmarks import the code that ``jsynth sample`` and ``jsynth train`` run (STYLE lesson 1: never
-a copy), configured as ``shared/bench-architectures.md`` defines: ``dcgan28`` is
+Benchmarks import the code that ``jsynth sample`` and ``jsynth train`` run (never
+a copy), configured as ``docs/architectures.md`` defines: ``dcgan28`` is
 ``DCGANGenerator((28, 28, 1), width=64)``, ``dcgan64`` is ``DCGANGenerator((64, 64, 3), width=64)``
 and ``mlpvae`` is the decoder of ``make_mlp_vae((28, 28, 1))`` (hidden 400, latent 20) + sigmoid.
 """
@@ -12,7 +12,7 @@ from typing import Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jsynth.decoders import gan_decoder, vae_decoder, with_transformed_kernels
+from jsynth.families import GeneratorDecode, VAEDecode, with_transformed_kernels
 from jsynth.models import DCGANGenerator, make_mlp_vae
 from jsynth.sampling import CONV_DEVICE_ROWS
 
@@ -43,17 +43,17 @@ def sampler(arch: str, dtype: str = "float32", upsample: str = "subpixel", seed:
     if arch == "mlpvae":
         shape = (28, 28, 1)
         vae = make_mlp_vae(shape, dtype=DTYPES[dtype])
-        variables = {"params": vae.init(key, jnp.zeros((1,) + shape), None, key)["params"]}
-        decode, latent_dim, device_rows = vae_decoder(vae), 20, None
+        variables = {"params": vae.init({"params": key, "noise": key}, jnp.zeros((1,) + shape))["params"]}
+        decode, latent_dim, device_rows = VAEDecode(vae), 20, None
     else:
         shape = (28, 28, 1) if arch == "dcgan28" else (64, 64, 3)
         generator = DCGANGenerator(shape, 64, dtype=DTYPES[dtype], upsample=upsample)
         variables = generator.init(key, jnp.zeros((1, 100)), train=False)
         # What ``jsynth sample`` does too: the Winograd kernels are transformed once, not per chunk.
-        variables = with_transformed_kernels(generator, variables, latent_dim=100)
-        decode, latent_dim, device_rows = gan_decoder(generator), 100, CONV_DEVICE_ROWS
+        generator, variables = with_transformed_kernels(generator, variables)
+        decode, latent_dim, device_rows = GeneratorDecode(generator), 100, CONV_DEVICE_ROWS
 
-    def decode_float32(variables, z, labels):  # the DESIGN contract: samples are float32
+    def decode_float32(variables, z, labels):  # samples are float32 (the README's Files contract)
         return decode(variables, z, labels).astype(jnp.float32)
 
     return Sampler(decode_float32, variables, latent_dim, shape, device_rows)

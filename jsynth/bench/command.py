@@ -1,7 +1,7 @@
 """``jsynth bench sampling|train``: comma lists in, one record per line out (JSON or a table).
 
 The CLI only parses; this turns its strings into ``runner`` calls, prints each record as soon
-as it is measured (``--json``: one JSON object per line, the DESIGN.md contract) and, with
+as it is measured (``--json``: one JSON object per line, keys as in the README) and, with
 ``out``, also writes them all to a JSON-lines file.
 """
 from __future__ import annotations

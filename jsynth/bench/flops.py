@@ -1,6 +1,6 @@
 """Nominal and exact FLOPs per sample of the benchmark architectures, from their layer shapes.
 
-Conventions of ``shared/bench-architectures.md``: FLOPs = 2 x MACs of Dense / conv layers.
+Conventions of ``docs/architectures.md``: FLOPs = 2 x MACs of Dense / conv layers.
 *Nominal* MACs count every tap (a transposed conv: every input pixel times every tap; a conv:
 every output pixel times every tap, padding included). *Exact* MACs drop the taps that meet zero
 padding or land on cropped output positions: the arithmetic no kernel can avoid. Padding follows

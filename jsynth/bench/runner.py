@@ -1,8 +1,8 @@
-"""``jsynth bench``: contenders timed alternately, turned into the JSON records of DESIGN.md.
+"""``jsynth bench``: contenders timed alternately, turned into JSON records (README, Benchmarks).
 
 For each (architecture, batch size) every contender (jsynth for each device count, dtype and
 upsampling mode; PyTorch for each mode when asked) is compiled first, then all are timed in
-interleaved rounds (``timing.interleave``). One record per contender carries the DESIGN.md
+interleaved rounds (``timing.interleave``). One record per contender carries the README's
 fields (``bench, arch, batch_size, num, devices, dtype, samples_per_s, compile_s,
 flops_per_sample, achieved_gflops, peak_gflops, mfu``) and the exact-FLOP versions beside them;
 with PyTorch there is one ``summary`` record per group with the ratios.

@@ -2,7 +2,7 @@
 
 Imported lazily: everything here needs ``torch`` (``pip install -e ".[bench]"``), and
 ``available()`` says whether it is there without importing the rest of jsynth's benchmark code.
-The networks follow ``shared/bench-architectures.md`` layer by layer in PyTorch's own
+The networks follow ``docs/architectures.md`` layer by layer in PyTorch's own
 conventions (NCHW, ``padding=2, output_padding=1`` for the k5 stride-2 layers), so they do the
 same work as jsynth's; weights are PyTorch's default initialisation and BatchNorm running
 statistics are left at (0, 1): timing does not depend on the values.
@@ -103,7 +103,7 @@ def make_sampler(arch: str, batch_size: int, mode: str = "eager", latent_dim: in
 
 
 def make_train_step(batch_size: int, mode: str = "eager") -> Callable[[], float]:
-    """One ``tf``-style dcgan28 training step (see bench-architectures.md) as ``() -> d_loss``.
+    """One ``tf``-style dcgan28 training step (see docs/architectures.md) as ``() -> d_loss``.
 
     G forward once, D forward on real and fake, BCE-with-logits, Adam(2e-4, 0.5, 0.999) on
     both networks, BatchNorm in training mode, dropout on; real images are a fixed random batch.

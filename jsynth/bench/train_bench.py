@@ -1,15 +1,14 @@
 """Training throughput of the dcgan28 GAN step: real images per second.
 
-The contender is the step that ``jsynth train`` runs: ``jsynth.train.steps.make_gan_step`` over a
+The contender is the step that ``jsynth train`` runs: ``jsynth.make_step`` of a ``GANFamily`` over a
 data mesh of ``devices``, with ``DCGANGenerator((28, 28, 1), 64)``, ``dcgan28-disc``
 (``DCGANDiscriminator(64, dropout=0.3)``), Adam(2e-4, 0.5, 0.999) on both and BatchNorm in
-training mode (the ``tf``-style step of bench-architectures.md). The step is compiled ahead of
+training mode (the ``tf``-style step of docs/architectures.md). The step is compiled ahead of
 time (``compile_s``); a repetition runs ``steps`` steps and ends when the last step's losses are
 floats in host memory.
 """
 from __future__ import annotations
 
-import functools
 import time
 from typing import Any, NamedTuple
 
@@ -21,7 +20,8 @@ from jsynth.bench.archs import DTYPES
 from jsynth.bench.sampling_bench import Contender
 from jsynth.models import DCGANDiscriminator, DCGANGenerator
 from jsynth.parallel import data_mesh, replicate, shard_batch
-from jsynth.train.steps import init_gan_state, make_gan_step
+from jsynth.families import GANFamily
+from jsynth.train.steps import make_step
 
 
 class CompiledStep(NamedTuple):
@@ -43,12 +43,11 @@ def compiled_gan_step(batch_size: int, devices: int, dtype: str = "float32", ups
     g_tx = optax.adam(2e-4, b1=0.5, b2=0.999)
     d_tx = optax.adam(2e-4, b1=0.5, b2=0.999)
     mesh = data_mesh(devices)
-    init = functools.partial(init_gan_state, generator, discriminator, g_tx, d_tx, image_shape=(28, 28, 1),
-                             latent_dim=100, num_classes=0)
-    state = replicate(mesh, jax.jit(init)(jax.random.key(seed)))
+    family = GANFamily(generator, discriminator, g_tx, d_tx)
+    state = replicate(mesh, jax.jit(family.init)(jax.random.key(seed)))
     real = np.random.default_rng(seed).uniform(-1, 1, (batch_size, 28, 28, 1)).astype(np.float32)
     batch = shard_batch(mesh, {"image": real})
-    step = make_gan_step(generator, discriminator, g_tx, d_tx, mesh=mesh, latent_dim=100, num_classes=0)
+    step = make_step(family, mesh)
     key = replicate(mesh, jax.random.key(seed))
     start = time.perf_counter()
     compiled = step.lower(state, batch, key).compile()

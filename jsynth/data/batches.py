@@ -12,8 +12,6 @@ import functools
 import numpy as np
 
 from jsynth.data.errors import DataError
-# Re-exported for callers that import the model-range helpers from here.
-from jsynth.data.model_range import from_model_range, to_model_range  # noqa: F401
 
 
 def _check_non_negative(**values: int) -> None:

@@ -1,6 +1,5 @@
 """scikit-learn's bundled 8x8 handwritten digits: the default, download-free data set."""
 import numpy as np
-import sklearn.datasets
 
 from jsynth.data.dataset import Dataset
 
@@ -14,6 +13,8 @@ def load_digits() -> Dataset:
     Returns:
       A Dataset of shape (1797, 8, 8, 1) in [0, 1] with 10 classes.
     """
+    import sklearn.datasets  # here, not at the top: importing scikit-learn takes ~2 s
+
     raw = sklearn.datasets.load_digits()
     images = (np.asarray(raw.images, np.float32) / _MAX_VALUE)[..., None]
     labels = np.asarray(raw.target, np.int32)

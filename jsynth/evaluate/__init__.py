@@ -2,14 +2,14 @@
 
 Maths, pure functions over feature arrays (N, D): fidelity of the distribution (`frechet`),
 fidelity and diversity per sample (`prdc`), and privacy against the training set (`privacy`), all
-built on the chunked neighbour kernels in `neighbours`, which never hold an N x M distance matrix.
+built on the chunked neighbour kernels in `neighbours`, which never hold an N x M distance matrix
+(`chunks`: one compiled function over fixed-shape chunks, shared with the classifier's inference).
 
 Plumbing: the feature network trained on the real data and cached (`feature_net`, on `classify`),
 train/held-out real splits (`splits`), TSTR/TRTR/augmentation (`utility`), the suite that samples
 and computes everything (`suite`: `evaluate_run`, `evaluate_samples`), the JSON and report folder
 (`report`), its knobs (`options`), and FD during training (`inloop`).
 """
-from jsynth.evaluate.auc import roc_auc
 from jsynth.evaluate.frechet import (
     feature_statistics,
     frechet_distance,
@@ -52,5 +52,4 @@ __all__ = [
     "nndr",
     "prdc",
     "precision_recall",
-    "roc_auc",
 ]

@@ -3,13 +3,13 @@
 One recipe (``ClassifierRecipe``) and one pure step serve every classifier the evaluation trains:
 the feature network, and the TSTR / TRTR / augmentation classifiers of ``utility``. The step is
 ``(state, batch) -> (state, metrics)``, softmax cross-entropy, Adam with a cosine-decayed learning
-rate whose peak and length live in the state, so it is jitted once per (architecture, image shape,
-devices) and reused by every training whatever its budget.
+rate whose peak and length live in the state (``optax.inject_hyperparams``), so it is jitted once
+per (architecture, image shape, devices) and reused by every training whatever its budget.
 
 Batches are a pure function of (seed, step): each source of examples (e.g. a real subset and a
 synthetic set) contributes an equal share of every batch, drawn by ``jsynth.data.batch_indices``
 (epochs without replacement) or, for a source smaller than its share, uniformly with replacement.
-Work is data parallel over the host's devices (one per CPU core, see ``jsynth.hostdevices``):
+Work is data parallel over the host's devices (one per CPU core after ``jsynth.configure_cpu``):
 batch sharded, parameters replicated.
 """
 from __future__ import annotations
@@ -27,6 +27,7 @@ import optax
 
 from jsynth import data as jdata
 from jsynth import parallel
+from jsynth.evaluate.chunks import map_chunks
 from jsynth.models.classifier import Classifier
 
 INFERENCE_CHUNK = 512  # images per device call when computing logits or features
@@ -76,36 +77,53 @@ class ClassifierRecipe:
 
 @flax.struct.dataclass
 class ClassifierState:
-    """Parameters, Adam moments, and the schedule as data (so one compile serves every budget)."""
+    """Parameters and the optimizer state, which holds the schedule as data (one compile, any budget)."""
 
     step: jnp.ndarray            # int32 scalar: steps taken
     params: dict
-    opt_state: optax.OptState    # optax.scale_by_adam's state
-    learning_rate: jnp.ndarray   # float32 scalar: the peak learning rate
-    total_steps: jnp.ndarray     # int32 scalar: length of the cosine decay
+    opt_state: optax.OptState    # of ``classifier_optimizer``: peak lr and total steps in ``.hyperparams``
 
 
 def cosine_learning_rate(step, peak, total_steps):
-    """``optax.cosine_decay_schedule(peak, total_steps)(step)``, with traced arguments."""
+    """``optax.cosine_decay_schedule(peak, total_steps)(step)``, with traced ``peak`` and ``total_steps``.
+
+    (optax's own schedule checks ``total_steps > 0`` in Python, so it cannot take a traced length.)
+    """
     progress = jnp.minimum(step, total_steps) / jnp.maximum(total_steps, 1)
     return peak * 0.5 * (1.0 + jnp.cos(jnp.pi * progress))
+
+
+def _cosine_decayed_adam(learning_rate, total_steps) -> optax.GradientTransformation:
+    """``optax.adam(optax.cosine_decay_schedule(learning_rate, total_steps))``, traceable arguments."""
+    return optax.adam(lambda count: cosine_learning_rate(count, learning_rate, total_steps))
+
+
+def classifier_optimizer(learning_rate, total_steps) -> optax.GradientTransformation:
+    """Adam (default betas), learning rate cosine-decayed from ``learning_rate`` to 0 over ``total_steps``.
+
+    Both are injected hyperparameters (``optax.inject_hyperparams``): they live in the optimizer
+    state as arrays, not in the compiled step, so one compile serves every budget. The schedule
+    counts the optimizer's own updates (0 at the first step).
+    """
+    return optax.inject_hyperparams(_cosine_decayed_adam)(learning_rate=learning_rate, total_steps=total_steps)
 
 
 def init_classifier_state(model: Classifier, key, image_shape, learning_rate, total_steps) -> ClassifierState:
     """A fresh state (pure; jit it with ``out_shardings`` to initialise in place)."""
     params = model.init(key, jnp.zeros((1,) + tuple(image_shape), jnp.float32))["params"]
-    return ClassifierState(jnp.zeros((), jnp.int32), params, optax.scale_by_adam().init(params),
-                           jnp.asarray(learning_rate, jnp.float32), jnp.asarray(total_steps, jnp.int32))
+    optimizer = classifier_optimizer(jnp.asarray(learning_rate, jnp.float32),
+                                     jnp.asarray(total_steps, jnp.int32))
+    return ClassifierState(jnp.zeros((), jnp.int32), params, optimizer.init(params))
 
 
 def make_classifier_update(model: Classifier):
     """The pure train step ``(state, batch) -> (state, metrics)`` on a global batch.
 
-    Softmax cross-entropy; Adam (default betas) with a cosine-decayed learning rate, exactly
-    ``optax.adam(optax.cosine_decay_schedule(lr, total_steps))`` but with the schedule read from
-    the state. ``batch`` holds ``image`` (B, H, W, C) in [0, 1] and ``label`` (B,) int32.
+    Softmax cross-entropy and ``classifier_optimizer``, whose peak learning rate and length are
+    read from the state. ``batch`` holds ``image`` (B, H, W, C) in [0, 1] and ``label`` (B,) int32.
     """
-    adam = optax.scale_by_adam()
+    # The hyperparameters given here are placeholders: update() uses those in the state.
+    optimizer = classifier_optimizer(1.0, 1)
 
     def update(state: ClassifierState, batch):
         def loss_fn(params):
@@ -114,9 +132,8 @@ def make_classifier_update(model: Classifier):
             return loss, logits
 
         (loss, logits), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
-        direction, opt_state = adam.update(grads, state.opt_state, state.params)
-        lr = cosine_learning_rate(state.step, state.learning_rate, state.total_steps)
-        params = jax.tree.map(lambda p, d: p - lr * d, state.params, direction)
+        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
         new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state)
         accuracy = jnp.mean(jnp.argmax(logits, -1) == batch["label"])
         return new_state, {"loss": loss, "accuracy": accuracy}
@@ -208,17 +225,7 @@ def logits_and_features(model: Classifier, params, images, *, chunk_size: int = 
     mesh = eval_mesh(chunk_size)
     apply = _compiled_apply(model, mesh)
     params = parallel.replicate(mesh, params)
-    n = images.shape[0]
-    outputs = []
-    for start in range(0, n, chunk_size):
-        chunk = images[start:start + chunk_size]
-        if chunk.shape[0] < chunk_size:  # pad the last chunk to the compiled shape
-            chunk = np.concatenate([chunk, np.zeros((chunk_size - chunk.shape[0],) + chunk.shape[1:], chunk.dtype)])
-        outputs.append(apply(params, parallel.shard_batch(mesh, chunk)))
-    host = jax.device_get(outputs)
-    logits = np.concatenate([o[0] for o in host])[:n]
-    features = np.concatenate([o[1] for o in host])[:n]
-    return logits, features
+    return map_chunks(lambda chunk, _: apply(params, parallel.shard_batch(mesh, chunk)), images, chunk_size)
 
 
 def accuracy(model: Classifier, params, images, labels) -> float:

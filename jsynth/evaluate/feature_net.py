@@ -32,6 +32,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from jsynth.data import Dataset
+from jsynth.errors import InputError
 from jsynth.evaluate.classify import ClassifierRecipe, accuracy, logits_and_features, train_classifier
 from jsynth.models.classifier import Classifier
 
@@ -151,7 +152,7 @@ def load_or_train(train: Dataset, test: Dataset | None = None, *, recipe: Classi
       ValueError: ``train`` has no labels (a classifier needs them).
     """
     if train.labels is None:
-        raise ValueError(f"the feature network is a classifier trained on labelled real data, but "
+        raise InputError(f"the feature network is a classifier trained on labelled real data, but "
                          f"{train.name} has no labels (for folder: data, put each class in a sub-folder)")
     model = recipe.model(train.num_classes)
     architecture = recipe.describe(train.num_classes, len(train))

@@ -18,6 +18,7 @@ import jax
 
 from jsynth import sampling
 from jsynth.checkpoint import Checkpointer
+from jsynth.errors import InputError
 from jsynth.evaluate import feature_net as fnet
 from jsynth.evaluate import splits as jsplits
 from jsynth.evaluate.frechet import feature_statistics, frechet_distance
@@ -50,15 +51,15 @@ class FDTracker:
         """The tracker of a training run.
 
         Args:
-          setup: the loop's RunSetup (config, dataset, parts, num_classes, mesh).
+          setup: the loop's RunSetup (config, dataset, family, num_classes, mesh).
           workdir: the run's directory; the best checkpoint goes to WORKDIR/best/.
           num: samples per measurement (default DEFAULT_NUM: 10,000, like ``jsynth eval``).
           seed: sampling seed (the same samples every time: only the generator changes).
         """
         if jax.process_count() > 1:
-            raise ValueError("fd_every needs a single-process run (the feature network runs on this "
+            raise InputError("fd_every needs a single-process run (the feature network runs on this "
                              "process's devices); evaluate checkpoints with `jsynth eval` instead")
-        config, parts = setup.config, setup.parts
+        config, family = setup.config, setup.family
         num = num or DEFAULT_NUM
         real = jsplits.real_splits(config.data, image_size=config.image_size, seed=seed)
         net = fnet.load_or_train(real.train, real.heldout, seed=seed, progress=progress)
@@ -66,12 +67,12 @@ class FDTracker:
         chunk = SAMPLE_CHUNK * setup.mesh.devices.size  # divides over the mesh
 
         def sample_fn(variables):
-            images, _ = sampling.sample(parts.decode, variables, num=num, latent_dim=parts.latent_dim,
+            images, _ = sampling.sample(family.decode, variables, num=num, latent_dim=family.latent_dim,
                                         seed=seed, chunk_size=chunk, num_classes=setup.num_classes,
                                         mesh=setup.mesh)
             return images
 
-        return cls(net, reference, lambda state: sample_fn(parts.variables(state)),
+        return cls(net, reference, lambda state: sample_fn(family.sample_variables(state)),
                    os.path.join(os.path.abspath(workdir), "best"))
 
     def measure(self, state) -> float:

@@ -13,7 +13,7 @@ Both are answered without ever holding an N x M distance matrix: the queries go 
 rows, so the largest live array is chunk_size x chunk_size (16 MiB at the default 2048). The last
 query chunk and the last reference block are padded to the full shape, so each kernel compiles once
 per (M, D, k) and not once per chunk; padded reference rows are masked out, padded query rows are
-sliced off.
+sliced off (`jsynth.evaluate.chunks.map_chunks`).
 
 Distances are Euclidean, computed in float32 as sqrt(max(||q||^2 + ||r||^2 - 2 q.r, 0)). Both sets
 are first shifted by the reference mean (distances do not change) because the rounding error of
@@ -27,6 +27,8 @@ import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from jsynth.evaluate.chunks import map_chunks, pad_rows
 
 DEFAULT_CHUNK_SIZE = 2048
 
@@ -103,11 +105,6 @@ def _centred_float32(queries, reference) -> tuple[np.ndarray, np.ndarray]:
     return (queries - offset).astype(np.float32), (reference - offset).astype(np.float32)
 
 
-def _pad_rows(x: np.ndarray, rows: int, value: float = 0.0) -> np.ndarray:
-    pad = [(0, rows - x.shape[0])] + [(0, 0)] * (x.ndim - 1)
-    return np.pad(x, pad, constant_values=value)
-
-
 def _chunk_rows(n: int, chunk_size: int) -> int:
     """Rows per chunk: chunk_size, or fewer for small sets so a 100-row set is not padded to 2048."""
     if chunk_size < 1:
@@ -119,23 +116,8 @@ def _as_blocks(x: np.ndarray, chunk_size: int, value: float = 0.0) -> jax.Array:
     """(M, ...) -> (ceil(M / c), c, ...) on device, the last block padded with `value`."""
     rows = _chunk_rows(x.shape[0], chunk_size)
     n_blocks = -(-x.shape[0] // rows)
-    padded = _pad_rows(x, n_blocks * rows, value)
+    padded = pad_rows(x, n_blocks * rows, value)
     return jnp.asarray(padded.reshape((n_blocks, rows) + x.shape[1:]))
-
-
-def _map_query_chunks(kernel, queries: np.ndarray, chunk_size: int):
-    """Run kernel(chunk, start) over fixed-shape query chunks; concatenate outputs on the host."""
-    n = queries.shape[0]
-    rows = _chunk_rows(n, chunk_size)
-    outputs = []
-    for start in range(0, n, rows):
-        chunk = _pad_rows(queries[start:start + rows], rows)
-        # Kept on device until the end so the next chunk dispatches while this one runs.
-        outputs.append(kernel(jnp.asarray(chunk), start))
-    host = jax.device_get(outputs)
-    if isinstance(host[0], tuple):
-        return tuple(np.concatenate(parts)[:n] for parts in zip(*host))
-    return np.concatenate(host)[:n]
 
 
 def k_nearest(queries, reference, k: int, *, exclude_self: bool = False,
@@ -163,8 +145,8 @@ def k_nearest(queries, reference, k: int, *, exclude_self: bool = False,
     blocks = _as_blocks(r, chunk_size)
     n_ref = jnp.int32(r.shape[0])
     kernel = lambda chunk, start: _k_nearest_chunk(  # noqa: E731
-        chunk, jnp.int32(start), blocks, n_ref, k=k, exclude_self=exclude_self)
-    return _map_query_chunks(kernel, q, chunk_size)
+        jnp.asarray(chunk), jnp.int32(start), blocks, n_ref, k=k, exclude_self=exclude_self)
+    return map_chunks(kernel, q, _chunk_rows(q.shape[0], chunk_size))
 
 
 def nearest_distances(queries, reference, *, exclude_self: bool = False,
@@ -224,4 +206,5 @@ def ball_counts(queries, centres, radii, *, chunk_size: int = DEFAULT_CHUNK_SIZE
     blocks = _as_blocks(c, chunk_size)
     # Padded centres get radius -1: no distance (always >= 0) is below it, so they count nothing.
     radius_blocks = _as_blocks(radii, chunk_size, value=-1.0)
-    return _map_query_chunks(lambda chunk, _: _ball_count_chunk(chunk, blocks, radius_blocks), q, chunk_size)
+    kernel = lambda chunk, _: _ball_count_chunk(jnp.asarray(chunk), blocks, radius_blocks)  # noqa: E731
+    return map_chunks(kernel, q, _chunk_rows(q.shape[0], chunk_size))

@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import dataclasses
-import typing
 
+from jsynth.errors import InputError
 from jsynth.evaluate import feature_net as fnet
 from jsynth.evaluate import splits as jsplits
 from jsynth.evaluate import utility
 from jsynth.evaluate.classify import ClassifierRecipe
+from jsynth.overrides import apply_overrides
 
 PRIVACY_SPACES = ("pixels", "features")
 
@@ -55,11 +56,11 @@ class EvalOptions:
     def __post_init__(self):
         for name in ("num", "k_precision_recall", "k_density_coverage", "utility_steps", "privacy_rows"):
             if getattr(self, name) <= 0:
-                raise ValueError(f"eval option {name} must be positive, got {getattr(self, name)}")
+                raise InputError(f"eval option {name} must be positive, got {getattr(self, name)}")
         if self.privacy_space not in PRIVACY_SPACES:
-            raise ValueError(f"eval option privacy_space must be one of {PRIVACY_SPACES}, got {self.privacy_space!r}")
+            raise InputError(f"eval option privacy_space must be one of {PRIVACY_SPACES}, got {self.privacy_space!r}")
         if not 0 < self.dcr_percentile < 100:
-            raise ValueError(f"eval option dcr_percentile must be in (0, 100), got {self.dcr_percentile}")
+            raise InputError(f"eval option dcr_percentile must be in (0, 100), got {self.dcr_percentile}")
 
     def utility_classifier(self) -> ClassifierRecipe:
         return dataclasses.replace(self.utility_recipe, steps=self.utility_steps)
@@ -67,23 +68,5 @@ class EvalOptions:
 
 def with_overrides(options: EvalOptions, assignments: list[str]) -> EvalOptions:
     """Applies ``KEY=VALUE`` strings (``jsynth eval --set``) to the scalar fields of EvalOptions."""
-    hints = typing.get_type_hints(EvalOptions)
-    settable = sorted(k for k, v in hints.items() if k not in ("feature_recipe", "utility_recipe"))
-    changes = {}
-    for item in assignments:
-        key, sep, raw = item.partition("=")
-        if not sep or key not in settable:
-            raise ValueError(f"--set expects KEY=VALUE with KEY one of {settable}, got {item!r}")
-        kind = hints[key]
-        try:
-            if kind is bool:
-                changes[key] = raw.lower() in ("1", "true", "yes")
-            elif key == "augment_fractions":
-                changes[key] = tuple(float(v) for v in raw.split(",") if v)
-            elif key == "cache_dir":
-                changes[key] = raw
-            else:
-                changes[key] = int(raw) if kind is int else float(raw) if kind is float else raw
-        except ValueError:
-            raise ValueError(f"--set {key}={raw!r}: expected a {getattr(kind, '__name__', kind)}") from None
-    return dataclasses.replace(options, **changes)
+    settable = [f.name for f in dataclasses.fields(EvalOptions) if f.name not in ("feature_recipe", "utility_recipe")]
+    return apply_overrides(options, assignments, settable=settable)

@@ -9,8 +9,8 @@ baseline, a holdout set drawn like the training set but never trained on:
 * `nndr`: nearest-neighbour distance ratio d1 / d2 to the two nearest training records; near 0
   means a synthetic row singles out one record (d1 << d2), near 1 means it sits among several.
 * `membership_inference_auc`: a distance attack. Score every record by -(distance to its nearest
-  synthetic row) and measure, as ROC AUC, how well that score tells training members from holdout
-  non-members: 0.5 = no leakage, -> 1 = memorised.
+  synthetic row) and measure, as ROC AUC (`sklearn.metrics.roc_auc_score`), how well that score
+  tells training members from holdout non-members: 0.5 = no leakage, -> 1 = memorised.
 
 Distances are Euclidean on whatever features are passed in (scale columns first for tabular data),
 computed by the chunked kernels of `jsynth.evaluate.neighbours`.
@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from jsynth.evaluate.auc import roc_auc
 from jsynth.evaluate.neighbours import DEFAULT_CHUNK_SIZE, k_nearest, nearest_distances
 
 
@@ -126,10 +125,22 @@ def membership_auc_from_distances(member_distances, nonmember_distances) -> floa
     """`membership_inference_auc` from each record's precomputed distance to the nearest synthetic row.
 
     Args:
-      member_distances: (N_train,) for training records (label 1).
-      nonmember_distances: (N_holdout,) for holdout records (label 0).
+      member_distances: (N_train,) for training records (label 1), N_train >= 1.
+      nonmember_distances: (N_holdout,) for holdout records (label 0), N_holdout >= 1.
+
+    Raises:
+      ValueError: either set is empty, or a distance is NaN or infinite (e.g. NaN features).
     """
-    train_d, holdout_d = np.asarray(member_distances), np.asarray(nonmember_distances)
+    train_d = np.asarray(member_distances, np.float64).ravel()
+    holdout_d = np.asarray(nonmember_distances, np.float64).ravel()
+    if train_d.size == 0 or holdout_d.size == 0:
+        raise ValueError(f"membership inference needs members and non-members, got {train_d.size} "
+                         f"and {holdout_d.size}")
     scores = -np.concatenate([train_d, holdout_d])
-    labels = np.concatenate([np.ones(train_d.shape[0], np.int8), np.zeros(holdout_d.shape[0], np.int8)])
-    return roc_auc(scores, labels)
+    if not np.all(np.isfinite(scores)):
+        raise ValueError("membership inference distances must be finite (are there NaNs in the features?)")
+    labels = np.concatenate([np.ones(train_d.size, np.int8), np.zeros(holdout_d.size, np.int8)])
+    # Ties (e.g. several exact copies) count half, as in the Mann-Whitney U statistic.
+    from sklearn.metrics import roc_auc_score  # here: importing scikit-learn takes ~2 s
+
+    return float(roc_auc_score(labels, scores))

@@ -13,12 +13,14 @@ Plots use matplotlib (Agg backend, imported only here); pictures of samples use 
 """
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
 
 import numpy as np
 
+from jsynth.atomic import write_atomic
 from jsynth.images import save_grid
 
 # (key, label, what good looks like)
@@ -61,11 +63,7 @@ def write_json(path: str, result: dict) -> str:
         return value
 
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as f:
-        json.dump(clean(result), f, indent=1)
-        f.write("\n")
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(clean(result), indent=1) + "\n")
     return path
 
 
@@ -154,9 +152,9 @@ def _pyplot():
 
 
 def _save(fig, path: str) -> None:
-    tmp = f"{path}.tmp.png"
-    fig.savefig(tmp, dpi=80, bbox_inches="tight")
-    os.replace(tmp, path)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=80, bbox_inches="tight")
+    write_atomic(path, buffer.getvalue())
 
 
 def _dcr_plot(dcr, path: str) -> None:
@@ -236,8 +234,5 @@ def write_report(report_dir: str, result: dict, images: np.ndarray, labels: np.n
         text += (f"\n`neighbours.png`: the {len(pairs['distance'])} samples closest to a training record "
                  f"(top row of each pair) above that record; distances ({result['protocol']['privacy']['space']}): "
                  f"{distances} ... against a held-out median of {fmt(result.get('dcr_holdout_median'))}.\n")
-    tmp = os.path.join(report_dir, "metrics.md.tmp")
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, os.path.join(report_dir, "metrics.md"))
+    write_atomic(os.path.join(report_dir, "metrics.md"), text)
     return report_dir

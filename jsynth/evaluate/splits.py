@@ -25,6 +25,7 @@ import numpy as np
 
 from jsynth import data as jdata
 from jsynth.data import Dataset, DataError
+from jsynth.errors import InputError
 
 DEFAULT_HOLDOUT_FRACTION = 0.2
 
@@ -59,7 +60,7 @@ def split_dataset(dataset: Dataset, holdout_fraction: float = DEFAULT_HOLDOUT_FR
                   seed: int = 0) -> RealSplits:
     """Splits one data set: a fixed permutation sends ``holdout_fraction`` of it to ``heldout``."""
     if not 0.0 < holdout_fraction < 1.0:
-        raise ValueError(f"holdout_fraction must be in (0, 1), got {holdout_fraction}")
+        raise InputError(f"holdout_fraction must be in (0, 1), got {holdout_fraction}")
     n = len(dataset)
     n_heldout = int(round(n * holdout_fraction))
     if not 0 < n_heldout < n:

@@ -27,6 +27,7 @@ import time
 import numpy as np
 
 from jsynth import data as jdata
+from jsynth.errors import InputError
 from jsynth.evaluate import feature_net as fnet
 from jsynth.evaluate import report, splits as jsplits, utility
 from jsynth.evaluate.classify import eval_mesh
@@ -86,12 +87,12 @@ def evaluate(images: np.ndarray, labels: np.ndarray | None, real: jsplits.RealSp
     images = np.asarray(images, np.float32)
     train, heldout = real.train, real.heldout
     if images.ndim != 4 or images.shape[1:] != train.images.shape[1:]:
-        raise ValueError(f"synthetic images have shape {images.shape[1:]}, the real data "
+        raise InputError(f"synthetic images have shape {images.shape[1:]}, the real data "
                          f"{train.images.shape[1:]}: they must match")
     if labels is not None:
         labels = np.asarray(labels, np.int32)
         if labels.shape != (len(images),) or labels.min() < 0 or labels.max() >= max(train.num_classes, 1):
-            raise ValueError(f"synthetic labels must be ({len(images)},) in [0, {train.num_classes}), got "
+            raise InputError(f"synthetic labels must be ({len(images)},) in [0, {train.num_classes}), got "
                              f"shape {labels.shape}, range [{labels.min()}, {labels.max()}]")
     clock = _Clock(progress)
     warnings = jsplits.generator_warnings(real, generator_data)
@@ -294,7 +295,7 @@ def load_synthetic(path: str) -> tuple[np.ndarray, np.ndarray | None]:
     if lo < 0.0 and lo >= -1.0 and hi <= 1.0:
         x = (x + 1.0) / 2.0  # a tanh generator's range
     elif lo < 0.0 or hi > 1.0:
-        raise ValueError(f"samples in {path} range over [{lo}, {hi}]; expected [0, 1], [-1, 1] or uint8")
+        raise InputError(f"samples in {path} range over [{lo}, {hi}]; expected [0, 1], [-1, 1] or uint8")
     return x, None if y is None else np.asarray(y, np.int32)
 
 

@@ -21,11 +21,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import uuid
 from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from jsynth.atomic import write_atomic
+from jsynth.errors import InputError
 from jsynth.evaluate.classify import ClassifierRecipe, accuracy, train_classifier
 from jsynth.evaluate.feature_net import array_digest, cache_root
 
@@ -72,10 +73,7 @@ def cached_accuracy(key_parts: Sequence, compute: Callable[[], float], cache_dir
             pass  # unreadable entry: recompute and replace it
     value = compute()
     os.makedirs(root, exist_ok=True)
-    tmp = f"{path}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    with open(tmp, "w") as f:
-        json.dump({"accuracy": value, "key": [str(p) for p in key_parts]}, f)
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps({"accuracy": value, "key": [str(p) for p in key_parts]}))
     return value
 
 
@@ -129,7 +127,7 @@ def augmentation_lift(synthetic: tuple[np.ndarray, np.ndarray], train: tuple[np.
     rows = []
     for fraction in fractions:
         if not 0.0 < fraction <= 1.0:
-            raise ValueError(f"augmentation fractions must be in (0, 1], got {fraction}")
+            raise InputError(f"augmentation fractions must be in (0, 1], got {fraction}")
         index = real_subset(train[1], int(round(fraction * len(train[1]))), seed)
         real = (train[0][index], train[1][index])
         key = ("augment-real-only", array_digest(*real), array_digest(*test), recipe, num_classes, seed)

@@ -1,6 +1,6 @@
 """DCGAN generators and discriminator for 8x8, 16x16, 28x28, 32x32 and 64x64 images, grey or RGB.
 
-Two generator layouts, both exactly as defined in ``shared/bench-architectures.md``:
+Two generator layouts, both exactly as defined in ``docs/architectures.md``:
 
 * 28x28 ("TensorFlow tutorial" layout, ``dcgan28`` at width 64): Dense -> BatchNorm -> 7x7x(4w)
   -> ConvTranspose(2w, 5x5, stride 1) -> ConvTranspose(w, 5x5, stride 2) -> ConvTranspose(C, 5x5,
@@ -29,7 +29,8 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
-from jsynth.models.mlp import one_hot_or_none
+from jsynth.errors import InputError
+from jsynth.models.mlp import check_latents, one_hot_or_none
 from jsynth.models.subpixel import UPSAMPLE_MODES, SubPixelConvTranspose
 from jsynth.models.winograd import WinogradConv
 
@@ -43,7 +44,7 @@ def check_image_shape(image_shape) -> None:
     """Raises ValueError unless the DCGAN layouts cover this (H, W, C)."""
     h, w, c = image_shape
     if h != w or h not in SUPPORTED_SIZES or c not in (1, 3):
-        raise ValueError(
+        raise InputError(
             f"DCGAN supports square images of size {SUPPORTED_SIZES} with 1 or 3 channels, got "
             f"{h}x{w}x{c}; resize the data (folder: data takes --set image_size=N) or use mlpgan")
 
@@ -61,6 +62,10 @@ class DCGANGenerator(nn.Module):
     axis_name: str | None = None  # BatchNorm statistics averaged over this axis under shard_map/pmap
     dtype: Any = jnp.float32
     upsample: str = "subpixel"  # "subpixel" | "dilated": same function and parameters, see above
+    # Inference with fixed weights only: Winograd layers read kernels transformed ahead
+    # (``jsynth.families.with_transformed_kernels`` makes such a generator and its variables).
+    kernels_ahead: bool = False
+    latent_dim: int = 100  # the width of z: what samplers and training steps draw
 
     def _norm(self, train: bool):
         return nn.BatchNorm(use_running_average=not train, momentum=BN_MOMENTUM, epsilon=BN_EPSILON,
@@ -70,13 +75,15 @@ class DCGANGenerator(nn.Module):
         """The ``index``-th transposed convolution, named as flax would auto-name a ConvTranspose."""
         if self.upsample not in UPSAMPLE_MODES:
             raise ValueError(f"upsample must be one of {UPSAMPLE_MODES}, got {self.upsample!r}")
-        layer = SubPixelConvTranspose if self.upsample == "subpixel" else nn.ConvTranspose
+        layer = (functools.partial(SubPixelConvTranspose, kernels_ahead=self.kernels_ahead)
+                 if self.upsample == "subpixel" else nn.ConvTranspose)
         return layer(features, (kernel, kernel), (stride, stride), padding=padding, use_bias=False,
                      dtype=self.dtype, name=f"ConvTranspose_{index}")
 
     @nn.compact
     def __call__(self, z, labels=None, train: bool = False):
         check_image_shape(self.image_shape)
+        check_latents(z, self.latent_dim)
         size, _, channels = self.image_shape
         h = z.astype(self.dtype)
         code = one_hot_or_none(labels, self.num_classes, self.dtype)

@@ -21,17 +21,26 @@ def one_hot_or_none(labels, num_classes: int, dtype) -> jnp.ndarray | None:
     return nn.one_hot(labels, num_classes, dtype=dtype)
 
 
+def check_latents(z, latent_dim: int) -> None:
+    """Raises ValueError unless ``z`` is (B, latent_dim): a generator is built for one width of z."""
+    if z.ndim != 2 or z.shape[-1] != latent_dim:
+        raise ValueError(f"this generator takes latents of shape (batch, {latent_dim}), got {tuple(z.shape)}; "
+                         "build it with latent_dim=... to match")
+
+
 class MLPGenerator(nn.Module):
-    """z (B, latent) [+ labels] -> images (B, H, W, C) in [-1, 1]."""
+    """z (B, latent_dim) [+ labels] -> images (B, H, W, C) in [-1, 1]."""
 
     image_shape: tuple[int, int, int]
     hidden: int = 128
     num_classes: int = 0
     dtype: Any = jnp.float32
+    latent_dim: int = 100  # the width of z: what samplers and training steps draw
 
     @nn.compact
     def __call__(self, z, labels=None, train: bool = False):
         del train  # no BatchNorm/dropout: same function in both modes
+        check_latents(z, self.latent_dim)
         h = z.astype(self.dtype)
         code = one_hot_or_none(labels, self.num_classes, self.dtype)
         if code is not None:

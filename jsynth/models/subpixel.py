@@ -7,14 +7,14 @@ the kernel taps ``t = (pad - r) mod s, +s, +2s, ...``, each with input pixel ``m
 So each of the ``s*s`` output *phases* ``(r_y, r_x)`` is an ordinary stride-1 correlation of the
 undilated input with a sub-kernel ``kernel[t_y::s, t_x::s]``; the phases are then interleaved
 (depth-to-space). That is the same function, with the same kernel array, at ``1/(s*s)`` of the
-dilated form's arithmetic: exactly the nominal transposed-conv MACs of bench-architectures.md.
+dilated form's arithmetic: exactly the nominal transposed-conv MACs of docs/architectures.md.
 
 Three lowerings compute the phases, chosen per layer by ``choose_lowering`` from measurements on
 XLA:CPU (see the README's Benchmarks): ``phase_convs``, one stride-1 convolution per phase with
 its sub-kernel (the wide layers); ``col2im``, one matrix product of every input pixel with
 every tap followed by a fused shift-and-add per phase (a 1x1 input, or an output of 1-3
 channels, where a convolution would waste most of its work); both do the nominal MACs of
-bench-architectures.md (taps on the border padding included), never the zeros of dilation.
+docs/architectures.md (taps on the border padding included), never the zeros of dilation.
 And ``winograd`` (``jsynth.models.winograd``, 7x7 and 8x8 maps): all phases as one stride-1
 correlation by Winograd's minimal filtering, fewer multiplications than even the exact MACs.
 
@@ -219,24 +219,30 @@ class SubPixelConvTranspose(winograd.ConvFields):
     initialisers, the same function: give it the name the ConvTranspose had and checkpoints
     are interchangeable.
 
-    A layer lowered by Winograd reads its transformed kernel from the ``TRANSFORMED`` collection
-    when the variables hold one, and stores it there when that collection is mutable
-    (``jsynth.decoders.with_transformed_kernels``): derived from the weights, for sampling only.
+    With ``kernels_ahead=True`` (inference with fixed weights only), a layer lowered by Winograd
+    reads its transformed kernel from the ``TRANSFORMED`` collection, or stores it there when that
+    collection is mutable (``jsynth.families.with_transformed_kernels``). With the default False
+    the layer never reads or writes that collection, so applying a training generator with
+    ``mutable=True`` cannot store a transform that would later stand in for (and cut the
+    gradient of) its kernel.
     """
 
     padding: Any = "SAME"
     lowering: str | None = None  # a key of LOWERINGS; None: choose_lowering per layer
+    kernels_ahead: bool = False  # use the TRANSFORMED collection (fixed weights only; see above)
 
     @nn.compact
     def __call__(self, x):
         x, kernel, bias = winograd.kernel_and_bias(self, x)
         strides = tuple(self.strides)
         # Never at init: variables from ``init`` would carry a transform that training makes stale.
-        ahead = not self.is_initializing() and (self.has_variable(TRANSFORMED, "kernel")
-                                                or self.is_mutable_collection(TRANSFORMED))
+        ahead = self.kernels_ahead and not self.is_initializing()
         lowering = self.lowering or choose_lowering(x.shape, kernel.shape, ahead)
         transformed = None
         if lowering == "winograd" and ahead:
+            if not (self.has_variable(TRANSFORMED, "kernel") or self.is_mutable_collection(TRANSFORMED)):
+                raise ValueError(f"{self.name} was built with kernels_ahead=True but the variables hold no "
+                                 f"{TRANSFORMED!r}; prepare them with jsynth.families.with_transformed_kernels")
             transformed = self.variable(TRANSFORMED, "kernel", winograd_kernel, x, kernel, strides,
                                         self.padding, self.precision).value
         y = conv_transpose(x, kernel, strides, self.padding, self.precision, lowering, transformed)

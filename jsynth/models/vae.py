@@ -15,6 +15,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jsynth.errors import InputError
 from jsynth.models.mlp import one_hot_or_none
 
 
@@ -101,19 +102,31 @@ class VAE(nn.Module):
         # Gaussian likelihood's scale; unused (and harmless) for the Bernoulli likelihood.
         self.log_sigma = self.param("log_sigma", nn.initializers.zeros, ())
 
-    def __call__(self, x, labels, key=None, noise=None):
+    def __call__(self, x, labels=None, noise=None):
         """Returns (logits, mean, log_var) with z = mean + sigma * eps (reparameterisation).
 
-        eps is ``noise`` (standard normal, (B, latent_dim)) if given, else drawn from ``key``.
+        eps is ``noise`` (standard normal, (B, latent_dim)) if given, else drawn from the
+        ``"noise"`` RNG stream (``vae.apply(..., rngs={"noise": key})``, and ``vae.init({"params":
+        k1, "noise": k2}, x)``). Training steps pass ``noise`` so that a step split over devices
+        draws exactly the global batch's noise.
         """
         mean, log_var = self.encoder(x, labels)
         if noise is None:
-            noise = jax.random.normal(key, mean.shape)
+            noise = jax.random.normal(self.make_rng("noise"), mean.shape)
         z = mean + jnp.exp(0.5 * log_var) * noise
         return self.decoder(z, labels), mean, log_var
 
     def decode(self, z, labels=None):
         return self.decoder(z, labels)
+
+    @property
+    def num_classes(self) -> int:
+        """Classes the decoder is conditioned on (0: unconditional)."""
+        return self.decoder.num_classes
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return tuple(self.decoder.image_shape)
 
 
 def decoder_mean(logits):
@@ -129,6 +142,6 @@ def make_mlp_vae(image_shape, num_classes=0, hidden=400, latent_dim=20, dtype=jn
 def make_conv_vae(image_shape, num_classes=0, width=32, latent_dim=20, dtype=jnp.float32) -> VAE:
     height, width_px, _ = image_shape
     if height % 4 or width_px % 4:
-        raise ValueError(f"convvae needs image sides divisible by 4, got {height}x{width_px}; use mlpvae")
+        raise InputError(f"convvae needs image sides divisible by 4, got {height}x{width_px}; use mlpvae")
     return VAE(ConvEncoder(width, latent_dim, num_classes, dtype),
                ConvDecoder(width, tuple(image_shape), num_classes, dtype), latent_dim)

@@ -18,15 +18,18 @@ from tqdm.auto import tqdm
 
 from jsynth import data as jdata
 from jsynth import parallel, sampling, workdir as wd
-from jsynth.builders import ModelParts, build_parts
+from jsynth.builders import build_family
 from jsynth.checkpoint import Checkpointer
 from jsynth.configs import TrainConfig, resolve
+from jsynth.errors import UserError
 from jsynth.images import save_grid
+from jsynth.families import ModelFamily
 from jsynth.preemption import PreemptionWatch
-from jsynth.train.steps import jit_over_mesh
+from jsynth.train.steps import make_step
+from jsynth.train.tensorboard import ScalarWriter, tensorboard_dir
 
 
-class NonFiniteLossError(FloatingPointError):
+class NonFiniteLossError(UserError, FloatingPointError):
     """Training diverged; the message names the step range and the checkpoint kept."""
 
 
@@ -38,11 +41,11 @@ class RunSetup:
     dataset: jdata.Dataset
     num_classes: int
     mesh: jax.sharding.Mesh
-    parts: ModelParts
+    family: ModelFamily
 
 
 def prepare(config: TrainConfig, dataset: jdata.Dataset | None = None) -> RunSetup:
-    """Resolves the config, loads the data and builds the model parts; checks they fit together."""
+    """Resolves the config, loads the data and builds the model family; checks they fit together."""
     config = resolve(config)
     dataset = dataset if dataset is not None else jdata.load(config.data, config.image_size)
     if config.conditional and dataset.labels is None:
@@ -54,16 +57,13 @@ def prepare(config: TrainConfig, dataset: jdata.Dataset | None = None) -> RunSet
     num_classes = dataset.num_classes if config.conditional else 0
     mesh = parallel.data_mesh(config.num_devices)
     parallel.check_batch_size(config.batch_size, mesh)
-    parts = build_parts(config, dataset.image_shape, num_classes)
-    return RunSetup(config, dataset, num_classes, mesh, parts)
+    family = build_family(config, dataset.image_shape, num_classes)
+    return RunSetup(config, dataset, num_classes, mesh, family)
 
 
 def describe(setup: RunSetup) -> dict:
     """The resolved plan of a run (what ``--dry-run`` prints), without training."""
-    shapes = jax.eval_shape(setup.parts.init, jax.random.key(0))
-    count = lambda tree: int(sum(math.prod(x.shape) for x in jax.tree.leaves(tree)))
-    sizes = {name: count(getattr(shapes, name)) for name in ("g_params", "d_params", "params")
-             if hasattr(shapes, name)}
+    sizes = setup.family.parameter_counts(jax.eval_shape(setup.family.init, jax.random.key(0)))
     return {"config": dataclasses.asdict(setup.config), "data": setup.dataset.name,
             "examples": len(setup.dataset), "image_shape": list(setup.dataset.image_shape),
             "num_classes": setup.num_classes, "devices": int(setup.mesh.devices.size),
@@ -73,7 +73,7 @@ def describe(setup: RunSetup) -> dict:
 
 def abstract_state(setup: RunSetup):
     """Shapes, dtypes and (replicated) shardings of the state: the target a checkpoint restores to."""
-    return parallel.replicated_shapes(setup.parts.init, setup.mesh)
+    return parallel.replicated_shapes(setup.family.init, setup.mesh)
 
 
 def checkpoint_metadata(setup: RunSetup, step: int) -> dict:
@@ -92,7 +92,7 @@ def run(config: TrainConfig, workdir: str, *, dataset: jdata.Dataset | None = No
     """
     workdir = os.path.abspath(workdir)
     setup = prepare(wd.keep_schedule(workdir, config), dataset)
-    config, mesh, parts = setup.config, setup.mesh, setup.parts
+    config, mesh, family = setup.config, setup.mesh, setup.family
     is_chief = jax.process_index() == 0
     wd.check_resumable(workdir, config)
     if is_chief:
@@ -102,15 +102,15 @@ def run(config: TrainConfig, workdir: str, *, dataset: jdata.Dataset | None = No
     checkpoints = Checkpointer(wd.checkpoint_dir(workdir), config.max_to_keep)
     restored = checkpoints.restore_latest(abstract_state(setup))
     if restored is None:
-        state = jax.jit(parts.init, out_shardings=parallel.replicated(mesh))(init_key)
+        state = jax.jit(family.init, out_shardings=parallel.replicated(mesh))(init_key)
         start = 0
     else:
         state, _, start = restored
     if is_chief:
         wd.truncate_metrics(workdir, start)
 
-    train_step = jit_over_mesh(parts.update, mesh)
-    images = jdata.to_model_range(setup.dataset.images, parts.model_range)
+    train_step = make_step(family, mesh)
+    images = jdata.to_model_range(setup.dataset.images, family.data_range)
     labels = setup.dataset.labels
     rows = jdata.process_rows(config.batch_size, jax.process_index(), jax.process_count())
     n = len(setup.dataset)
@@ -122,6 +122,7 @@ def run(config: TrainConfig, workdir: str, *, dataset: jdata.Dataset | None = No
     if config.fd_every:
         from jsynth.evaluate.inloop import FDTracker
         fd_tracker = FDTracker.for_run(setup, workdir, progress=config.progress and is_chief)
+    board = ScalarWriter(tensorboard_dir(workdir)) if config.tensorboard and is_chief else None
     metrics = None
     with PreemptionWatch() as preemption:
         for step in range(start, config.steps):
@@ -155,6 +156,8 @@ def run(config: TrainConfig, workdir: str, *, dataset: jdata.Dataset | None = No
                 rate = (done - last_logged) / max(now - last_time, 1e-9)
                 wd.append_metrics(workdir, {"step": done, "time": time.time(), **values,
                                             "steps_per_s": rate})
+                if board is not None:
+                    board.write(done, {**values, "steps_per_s": rate})
                 progress.set_postfix({k: f"{v:.3g}" for k, v in values.items()}, refresh=False)
                 last_time, last_logged = now, done
             if save_now:
@@ -171,6 +174,8 @@ def run(config: TrainConfig, workdir: str, *, dataset: jdata.Dataset | None = No
                           "rerun the same command to resume", flush=True)
                 break
     progress.close()
+    if board is not None:
+        board.close()
     checkpoints.close()
     if fd_tracker is not None:
         fd_tracker.close()
@@ -201,8 +206,8 @@ def write_sample_grid(setup: RunSetup, state, path: str, seed: int = 0) -> str:
     num = rows * columns
     # Host copies: the grid is then computed on this process alone, with no collectives, which
     # is what lets process 0 draw it while the others carry on.
-    variables = jax.device_get(setup.parts.variables(state))
-    images, _ = sampling.sample(setup.parts.decode, variables, num=num,
-                                latent_dim=setup.parts.latent_dim, seed=seed, chunk_size=num,
+    variables = jax.device_get(setup.family.sample_variables(state))
+    images, _ = sampling.sample(setup.family.decode, variables, num=num,
+                                latent_dim=setup.family.latent_dim, seed=seed, chunk_size=num,
                                 num_classes=setup.num_classes)
     return save_grid(images, path, columns=columns)
