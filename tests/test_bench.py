@@ -52,6 +52,7 @@ def test_bfloat16_records_state_their_error_against_float32():
     assert len(bf16) == 1 and 0 < bf16[0]["max_abs_err_vs_float32"] < 0.1
 
 
+@pytest.mark.slow
 def test_missing_torch_is_skipped_with_a_message(monkeypatch, capsys):
     monkeypatch.setattr(torch_reference, "available", lambda: False)
     records = runner.run_sampling(["mlpvae"], [8], devices=[1], torch_modes=["eager"], rounds=1, peak_size=64)
@@ -59,6 +60,7 @@ def test_missing_torch_is_skipped_with_a_message(monkeypatch, capsys):
     assert "PyTorch is not installed" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_cli_bench_sampling_prints_json_lines(capsys, monkeypatch):
     monkeypatch.setattr(runner.peak, "matmul_peak_gflops", lambda d, dtype, n: 1.0)  # not timed here
     assert cli.main(["bench", "sampling", "--arch", "mlpvae", "--batch-size", "8", "--num", "24",

@@ -58,6 +58,7 @@ def save(directory, steps_and_states, mesh, max_to_keep=3):
     checkpoints.close()
 
 
+@pytest.mark.slow
 def test_round_trip_is_bitwise_and_gives_the_same_next_step(trained, tmp_path):
     state = trained.states[2]
     save(tmp_path, [(2, state)], trained.mesh)
@@ -77,6 +78,7 @@ def test_round_trip_is_bitwise_and_gives_the_same_next_step(trained, tmp_path):
     assert trees_differ(after_restored, state)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("saved_on, restored_on", ((8, 1), (1, 8)))
 def test_restore_onto_a_different_device_count(trained, tmp_path, saved_on, restored_on):
     state = trained.states[1]
@@ -90,6 +92,7 @@ def test_restore_onto_a_different_device_count(trained, tmp_path, saved_on, rest
         assert len(leaf.sharding.device_set) == restored_on
 
 
+@pytest.mark.slow
 def test_a_damaged_latest_checkpoint_falls_back_to_the_previous_one(trained, tmp_path, caplog, capsys):
     save(tmp_path, [(1, trained.states[1]), (2, trained.states[2])], trained.mesh)
     corrupt(tmp_path, 2)
@@ -103,6 +106,7 @@ def test_a_damaged_latest_checkpoint_falls_back_to_the_previous_one(trained, tmp
     assert "checkpoint at step 2" in warned and "unreadable" in warned
 
 
+@pytest.mark.slow
 def test_saving_again_over_a_damaged_step_replaces_it(trained, tmp_path):
     # A run that fell back from a damaged step 2 to step 1 reaches step 2 again and saves it.
     save(tmp_path, [(1, trained.states[1]), (2, trained.states[0])], trained.mesh)
@@ -118,6 +122,7 @@ def test_saving_again_over_a_damaged_step_replaces_it(trained, tmp_path):
     assert_trees_bitwise_equal(state, trained.states[2])
 
 
+@pytest.mark.slow
 def test_no_readable_checkpoint_raises_checkpoint_error(trained, tmp_path):
     target = trained.target(trained.mesh)
     empty = Checkpointer(str(tmp_path / "empty"))
@@ -132,6 +137,7 @@ def test_no_readable_checkpoint_raises_checkpoint_error(trained, tmp_path):
     checkpoints.close()
 
 
+@pytest.mark.slow
 def test_max_to_keep_keeps_the_newest(trained, tmp_path):
     save(tmp_path, [(s, trained.states[s % 3]) for s in (1, 2, 3, 4)], trained.mesh, max_to_keep=2)
     checkpoints = Checkpointer(str(tmp_path), 2)

@@ -44,6 +44,7 @@ def trained(tmp_path_factory):
     return runs
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(RUNS))
 def test_train_writes_config_metrics_checkpoints_and_samples(trained, name):
     workdir, out = trained[name]
@@ -81,6 +82,7 @@ def test_dry_run_prints_the_plan_and_trains_nothing(tmp_path):
     assert not workdir.exists()
 
 
+@pytest.mark.slow
 def test_sample_npz_and_png(trained, tmp_path):
     workdir, _ = trained["dcgan"]
     out = str(tmp_path / "npz")
@@ -113,6 +115,7 @@ def assert_user_error(argv, *fragments):
         assert fragment in err, err
 
 
+@pytest.mark.slow
 def test_label_on_an_unconditional_model_is_an_error(trained, tmp_path):
     workdir, _ = trained["mlpvae"]
     out = tmp_path / "labelled"
@@ -140,6 +143,7 @@ def test_bad_train_inputs_exit_2_with_a_clear_message(tmp_path, args, fragments)
     assert not (workdir / "checkpoints").exists()
 
 
+@pytest.mark.slow  # the quick set checks the refusal in test_resume
 def test_a_workdir_of_another_config_is_refused(trained):
     workdir, _ = trained["mlpvae"]
     before = sorted(os.listdir(os.path.join(workdir, "checkpoints")))
@@ -178,6 +182,7 @@ def _tensorboard_scalars(logdir: str, tag: str) -> list[tuple[int, float]]:
     return found
 
 
+@pytest.mark.slow
 def test_training_writes_tensorboard_events_unless_switched_off(tmp_path):
     on, off = str(tmp_path / "on"), str(tmp_path / "off")
     args = TINY + ["--steps", "4"]

@@ -52,6 +52,7 @@ def three_way(tmp_path_factory):
     return paths
 
 
+@pytest.mark.slow
 def test_real_data_as_synthetic_gives_tstr_close_to_trtr(three_way, options, tmp_path):
     real = real_splits(f"npz:{three_way['A']}", holdout_spec=f"npz:{three_way['B']}")
     result = evaluate_samples(three_way["C"], f"npz:{three_way['A']}", holdout_spec=f"npz:{three_way['B']}",
@@ -70,6 +71,7 @@ def test_real_data_as_synthetic_gives_tstr_close_to_trtr(three_way, options, tmp
     assert json.load(open(tmp_path / "real.json"))["fd"] == pytest.approx(result["fd"])
 
 
+@pytest.mark.slow
 def test_a_generator_that_copies_training_rows_is_flagged(three_way, options, tmp_path):
     train = np.load(three_way["A"])
     rng = np.random.default_rng(1)
@@ -90,6 +92,7 @@ def test_a_generator_that_copies_training_rows_is_flagged(three_way, options, tm
     assert "membership-inference AUC" in (report / "metrics.md").read_text()
 
 
+@pytest.mark.slow
 def test_unlabelled_samples_skip_utility_and_say_so(options):
     real = real_splits("digits")
     result = evaluate(real.heldout.images[:200], None, real, options=options, generator_data="digits",
@@ -110,6 +113,7 @@ def _net(real, options):
                            cache_dir=options.cache_dir, progress=False)
 
 
+@pytest.mark.slow
 def test_privacy_in_feature_space_is_measured_on_the_feature_net(digits, options):
     rng = np.random.default_rng(2)
     train = digits.train.images
@@ -138,6 +142,7 @@ def test_privacy_in_feature_space_is_measured_on_the_feature_net(digits, options
         assert in_features[name] != pytest.approx(in_pixels[name], rel=0.05), name
 
 
+@pytest.mark.slow
 def test_fd_infinity_is_computed_and_below_fd_for_real_data(digits, options):
     images = digits.train.images[:600]  # real digits as "samples": FD is finite-sample bias only
     result = evaluate(images, None, digits, options=dataclasses.replace(options, fd_infinity=True),
@@ -226,6 +231,7 @@ def test_eval_options_from_the_command_line():
         EvalOptions(privacy_space="latent")
 
 
+@pytest.mark.slow
 def test_fd_in_the_loop_and_jsynth_eval_of_a_run(tmp_path, cache, monkeypatch):
     monkeypatch.setenv("JSYNTH_CACHE", cache)
     monkeypatch.setattr(inloop, "DEFAULT_NUM", 2000)  # fewer samples than the 10,000 of real runs

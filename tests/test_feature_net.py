@@ -33,6 +33,7 @@ def test_classifier_shapes_and_stages():
         assert logits.shape == (2, 7) and features.shape == (2, 16)
 
 
+@pytest.mark.slow
 def test_train_step_is_pure_and_the_loss_falls(digits):
     # The shipped, jitted step of the feature net's recipe (its compile is shared with the trainings).
     recipe = feature_net.FEATURE_NET_RECIPE
@@ -86,6 +87,7 @@ def test_cosine_learning_rate_matches_optax():
                                                                                       rel=1e-5, abs=1e-12)
 
 
+@pytest.mark.slow
 def test_feature_net_is_trained_once_then_loaded_from_the_cache(digits, cache):
     net = feature_net.load_or_train(digits.train, digits.heldout, cache_dir=cache, progress=False)
     assert net.info["test_accuracy"] >= 0.95  # 1,438 training digits, 359 held out

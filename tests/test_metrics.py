@@ -247,6 +247,7 @@ def gaussians():
     return rng.normal(size=(2000, 64)).astype(np.float32), rng.normal(size=(2000, 64)).astype(np.float32)
 
 
+@pytest.mark.slow
 def test_prdc_equals_dense_reference_exactly(gaussians):
     real, fake = gaussians[0], gaussians[1][:1500]  # N != M, so a swapped axis cannot pass
     expected = reference_prdc(real, fake, k=5)

@@ -77,6 +77,7 @@ def test_mlpvae_decoder_has_the_reference_size():
 
 # ---- shapes at every supported size -------------------------------------------------------
 
+@pytest.mark.slow
 @pytest.mark.parametrize("channels", (1, 3))
 @pytest.mark.parametrize("size", SIZES)
 def test_dcgan_shapes_at_every_supported_size(size, channels):
@@ -175,6 +176,7 @@ def test_conditional_discriminators_use_the_labels(kind):
     assert np.all(a != b)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("make", (make_mlp_vae, make_conv_vae), ids=("mlpvae", "convvae"))
 def test_vae_decoder_mean_in_unit_range_and_labels_change_it(make):
     vae = make((8, 8, 1), 3, 8, 4)

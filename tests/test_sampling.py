@@ -43,6 +43,7 @@ def generator():
 
 # ---- the core ------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_latents_are_bitwise_identical_whatever_the_chunk_size_and_devices():
     # device_rows: each device decodes its rows that many at a time (lax.map); no sample changes.
     results = [sampling.sample(latent_decode, {}, num=40, latent_dim=LATENT, seed=3, chunk_size=c,
@@ -64,6 +65,7 @@ def test_latents_are_bitwise_identical_whatever_the_chunk_size_and_devices():
     assert not np.allclose(other_seed[:, :, 0, 0], z)
 
 
+@pytest.mark.slow
 def test_outputs_agree_across_chunk_sizes_and_devices(generator):
     decode, variables = generator
     run = lambda chunk, mesh, rows=None: sampling.sample(decode, variables, num=40, latent_dim=LATENT, seed=5,

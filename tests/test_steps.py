@@ -76,6 +76,7 @@ def test_vae_loss_falls_on_a_fixed_batch(vae):
     assert set(history[0]) == {"loss", "recon", "kl"}
 
 
+@pytest.mark.slow
 def test_gan_discriminator_loss_falls_against_a_frozen_generator():
     config = configs.resolve(configs.tiny("mlpgan"))
     generator, discriminator = build_gan(config, DIGITS_SHAPE, 0)
@@ -111,6 +112,7 @@ def test_gan_step_is_finite_and_counts_steps(dcgan):
 
 # ---- 1 device == 8 devices --------------------------------------------------------------------
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ("dcgan", "vae"))
 def test_eight_devices_give_the_parameters_of_one(name, request):
     model = request.getfixturevalue(name)
@@ -123,6 +125,7 @@ def test_eight_devices_give_the_parameters_of_one(name, request):
         assert a == pytest.approx(b, rel=1e-4, abs=1e-5)
 
 
+@pytest.mark.slow
 def test_the_generator_runs_data_parallel():
     """No device computes the whole batch: the noise is split over the mesh like the images.
 
@@ -159,6 +162,7 @@ def test_batch_size_must_divide_the_devices():
         parallel.data_mesh(9)
 
 
+@pytest.mark.slow
 def test_bfloat16_compute_keeps_float32_params_and_finite_losses(dcgan):
     config, family = tiny_family("dcgan", conditional=True, compute_dtype="bfloat16")
     # The state has the same shapes and (float32) dtypes as in float32 compute, so the float32
@@ -267,7 +271,8 @@ class PerDevice:
         return state, history
 
 
-@pytest.fixture(scope="module", params=("gan", "vae"))
+# The GAN (BatchNorm over the axis included) is in the full run, the VAE in the quick set too.
+@pytest.fixture(scope="module", params=(pytest.param("gan", marks=pytest.mark.slow), "vae"))
 def per_device(request):
     return PerDevice(sgd_gan if request.param == "gan" else sgd_vae)
 

@@ -63,6 +63,7 @@ def test_ema_decay_warms_up_as_documented():
         assert float(ema_decay_at(jnp.int32(step), decay)) == pytest.approx(expected, rel=1e-6)
 
 
+@pytest.mark.slow
 def test_ema_follows_the_documented_update_after_each_step():
     # ema_decay=0.15: the warm-up (1+t)/(10+t) is below it at step 0 (0.1) and above it after.
     decay, lr = 0.15, 1e-2
@@ -82,6 +83,7 @@ def test_ema_follows_the_documented_update_after_each_step():
     assert trees_differ(states[-1].ema_params, states[-1].g_params)
 
 
+@pytest.mark.slow
 def test_ema_decay_zero_makes_the_ema_the_raw_generator():
     _, states, history = steps_of("mlpgan", 3, ema_decay=0.0, learning_rate=1e-2)
     assert_finite(history)
@@ -99,6 +101,7 @@ def run_cli(argv):
     return out.getvalue()
 
 
+@pytest.mark.slow
 def test_sample_no_ema_uses_the_raw_generator(tmp_path):
     workdir = str(tmp_path / "gan")
     run_cli(["train", "--model", "mlpgan", "--data", "digits", "--workdir", workdir, "--steps", "4",
@@ -129,6 +132,7 @@ def test_sample_no_ema_uses_the_raw_generator(tmp_path):
 
 # ---- optimisers and schedules -------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_adamw_decays_the_weights_on_top_of_adam():
     lr, wd_ = 1e-3, 0.1
     initial, adam, adam_history = steps_of("mlpvae", 4, learning_rate=lr)
@@ -148,6 +152,7 @@ def test_warmup_cosine_schedule_values():
     np.testing.assert_allclose([float(schedule(t)) for t in range(7)], expected, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_warmup_cosine_starts_at_zero_learning_rate_then_trains():
     initial, warm, history = steps_of("mlpvae", 4, schedule="warmup_cosine", warmup_steps=2)
     _, constant, _ = steps_of("mlpvae", 4)
@@ -158,6 +163,7 @@ def test_warmup_cosine_starts_at_zero_learning_rate_then_trains():
     assert trees_differ(warm[-1].params, constant[-1].params)
 
 
+@pytest.mark.slow
 def test_sgd_steps_along_the_gradient_that_adam_normalises():
     sgd_lr, adam_lr = 0.1, 1e-3
     initial, sgd, sgd_history = steps_of("mlpvae", 4, optimizer="sgd", learning_rate=sgd_lr)
@@ -197,6 +203,7 @@ def test_gaussian_likelihood_learns_log_sigma():
     assert history[0]["recon"] > 0 and history[0]["loss"] >= history[0]["recon"]
 
 
+@pytest.mark.slow
 def test_convvae_trains():
     batch = digits_batch()
     initial, states, history = steps_of("convvae", 6, same_key=True, batch=batch, learning_rate=3e-3)

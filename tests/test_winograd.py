@@ -26,6 +26,7 @@ def _close(got, expected, tol=5e-5):
 slow = pytest.mark.slow  # each case compiles a convolution and its gradients (3-5 s)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("size,c_in,c_out,k", [pytest.param(14, 16, 8, 5, marks=slow), (28, 1, 4, 5),
                                                pytest.param(16, 8, 8, 4, marks=slow),
                                                pytest.param(8, 3, 5, 4, marks=slow),
@@ -43,6 +44,7 @@ def test_strided_conv_equals_lax_with_gradients(size, c_in, c_out, k):
         _close(got, expected)
 
 
+@pytest.mark.slow
 def test_winograd_conv_is_a_drop_in_for_flax_conv():
     x = jax.random.normal(jax.random.key(0), (2, 14, 14, 8))
     ours = WinogradConv(16, (5, 5), (2, 2), precision="highest")

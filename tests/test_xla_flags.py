@@ -49,6 +49,7 @@ def test_importing_jsynth_changes_nothing():
         assert result["devices"] == 1  # JAX's own default: no host devices were added
 
 
+@pytest.mark.slow
 def test_configure_cpu_sets_host_devices_and_eigen_convolutions():
     result = probe()
     cores = len(os.sched_getaffinity(0))
@@ -65,6 +66,7 @@ def test_configure_cpu_sets_host_devices_and_eigen_convolutions():
     ({"JSYNTH_HOST_DEVICES": "0"}, "--xla_force_host_platform_device_count"),
     ({"XLA_FLAGS": "--xla_force_host_platform_device_count=13"}, "device_count=" + str(len(os.sched_getaffinity(0)))),
 ])
+@pytest.mark.slow
 def test_each_flag_can_be_kept_out(env, kept_out):
     result = probe(**env)
     assert kept_out not in result["flags"]
