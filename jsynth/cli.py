@@ -62,6 +62,11 @@ def _train(args) -> None:
                                   ("seed", args.seed), ("checkpoint_every", args.checkpoint_every))
                 if v is not None}
     config = configs.with_overrides(configs.replace(config, **explicit), args.set or [])
+    for key, value in {**explicit, "model": args.model}.items():  # a flag and a --set must not disagree
+        if getattr(config, key) != value:
+            flag = "--" + key.replace("_", "-")
+            raise configs.ConfigError(f"{flag} {value} and --set {key}={getattr(config, key)} disagree; "
+                                      f"give {flag} alone")
     if args.dry_run:
         print(json.dumps(loop.describe(loop.prepare(config)), indent=2))
         return
@@ -196,6 +201,11 @@ def main(argv: list[str] | None = None) -> int:
         args.run(args)
     except UserError as error:  # an input to fix: one line; anything else is a bug and keeps its traceback
         print(f"jsynth {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:  # the file system said no (read-only, full, a file where a folder goes)
+        path = f"{error.filename}: " if error.filename else ""
+        print(f"jsynth {args.command}: error: {path}{error.strerror or error}; fix that path or choose "
+              "another, then rerun the same command (finished work is kept)", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"jsynth {args.command}: interrupted; rerun the same command to continue", file=sys.stderr)

@@ -92,6 +92,11 @@ class TrainConfig:
         _check(self.learning_rate is None or self.learning_rate > 0, "learning_rate",
                self.learning_rate, "positive")
         _check(self.warmup_steps >= 0, "warmup_steps", self.warmup_steps, "non-negative")
+        _check(self.warmup_steps <= self.steps, "warmup_steps", self.warmup_steps,
+               f"at most steps={self.steps} (the warm-up would never end)")
+        _check(self.b1 is None or 0.0 <= self.b1 < 1.0, "b1", self.b1, "in [0, 1) (Adam's first-moment decay, SGD's momentum)")
+        _check(0.0 <= self.b2 < 1.0, "b2", self.b2, "in [0, 1) (Adam's second-moment decay)")
+        _check(self.weight_decay >= 0.0, "weight_decay", self.weight_decay, "non-negative")
         _check(self.fd_every >= 0, "fd_every", self.fd_every, "a non-negative integer")
 
     @property

@@ -57,4 +57,5 @@ def parse_value(raw: str, hint, key: str, error: type[Exception] = InputError):
         return kind(raw)
     except ValueError:
         name = getattr(kind, "__name__", str(kind))
-        raise error(f"--set {key}={raw!r}: expected a {name}") from None
+        article = "an" if name[:1] in "aeiou" else "a"
+        raise error(f"--set {key}={raw!r}: expected {article} {name}") from None

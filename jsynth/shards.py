@@ -58,6 +58,32 @@ def read_manifest(out_dir: str, name: str = MANIFEST) -> dict | None:
         return None  # a manifest is replaced atomically; an unreadable one is treated as absent
 
 
+def manifest_shards(out_dir: str, manifest: dict, name: str = MANIFEST) -> list[dict]:
+    """The manifest's shard entries, checked: each names a plain file inside ``out_dir``.
+
+    A manifest is read, never trusted: an entry whose ``file`` is absolute or leaves the
+    directory (``..``, a separator) would make ``sample`` or ``eval`` read or rewrite a file
+    elsewhere.
+
+    Raises:
+      SampleOutputError: no ``shards`` list, or an entry that is malformed or points elsewhere.
+    """
+    where = os.path.join(out_dir, name)
+    shards = manifest.get("shards") if isinstance(manifest, dict) else None
+    if not isinstance(shards, list):
+        raise SampleOutputError(f"{where} has no 'shards' list: it is damaged or was not written by "
+                                "jsynth sample; remove it (and rerun `jsynth sample` to rewrite the shards)")
+    for entry in shards:
+        file = entry.get("file") if isinstance(entry, dict) else None
+        if (not isinstance(file, str) or not file or file in (".", "..") or os.path.isabs(file)
+                or os.path.basename(file) != file or "/" in file or "\\" in file
+                or not isinstance(entry.get("sha256"), str) or not isinstance(entry.get("index"), int)):
+            raise SampleOutputError(f"{where} lists a shard {entry!r} that is not a file name inside {out_dir} "
+                                    "with an index and a sha256; the manifest was edited or damaged, "
+                                    "so nothing is read from it")
+    return shards
+
+
 def _write_manifest(out_dir: str, manifest: dict, name: str = MANIFEST) -> None:
     write_atomic(os.path.join(out_dir, name), json.dumps(manifest, indent=1))
 
@@ -115,7 +141,7 @@ def _finished_shards(out_dir: str, manifest: dict | None, request: dict) -> dict
         raise SampleOutputError(f"{out_dir} holds samples of a different request ({listing}); use "
                                 "another --out, or delete that directory to replace them")
     kept = {}
-    for entry in manifest.get("shards", []):
+    for entry in manifest_shards(out_dir, manifest):
         path = os.path.join(out_dir, entry["file"])
         if os.path.exists(path) and sha256_file(path) == entry["sha256"]:
             kept[entry["index"]] = entry
@@ -144,6 +170,12 @@ def write_samples(out_dir: str, chunks: Callable[[int, int], Iterator[Chunk]], *
     finished = _finished_shards(out_dir, earlier, request)
     count = -(-num // shard_size)
     mine = range(count) if shard_indices is None else shard_indices
+    if earlier is None:  # no manifest: a shard-named file here was not written by jsynth sample
+        theirs = [shard_name(i, fmt) for i in mine if os.path.lexists(os.path.join(out_dir, shard_name(i, fmt)))]
+        if theirs:
+            raise SampleOutputError(f"{out_dir} holds {', '.join(theirs[:3])}{' ...' if len(theirs) > 3 else ''} "
+                                    f"but no {MANIFEST}: files jsynth sample did not write, which it will not "
+                                    "replace. Use another --out (nothing was changed)")
     finished = {i: entry for i, entry in finished.items() if i in mine}
     todo = [i for i in mine if i not in finished]
     manifest = dict(request, shards=sorted(finished.values(), key=lambda e: e["index"]))
@@ -170,13 +202,28 @@ def write_samples(out_dir: str, chunks: Callable[[int, int], Iterator[Chunk]], *
 
 
 def load_samples(path: str) -> tuple[np.ndarray, np.ndarray | None]:
-    """Reads a sample directory (manifest + npz shards) or one .npz file: (x, y or None)."""
+    """Reads a sample directory (manifest + npz shards) or one .npz file: (x, y or None).
+
+    With a manifest, every shard's sha256 is checked against it first: samples changed after
+    ``jsynth sample`` wrote them are refused, not evaluated.
+    """
     if os.path.isdir(path):
         manifest = read_manifest(path)
         if manifest is None:
             files = sorted(f for f in os.listdir(path) if f.endswith(".npz"))
         else:
-            files = [e["file"] for e in manifest["shards"]]
+            entries = manifest_shards(path, manifest)
+            for entry in entries:
+                shard = os.path.join(path, entry["file"])
+                if not os.path.isfile(shard):
+                    raise SampleOutputError(f"{shard} is listed in {path}/{MANIFEST} but missing; rerun "
+                                            "`jsynth sample` with the same arguments to write it")
+                if sha256_file(shard) != entry["sha256"]:
+                    raise SampleOutputError(f"{shard} does not match the sha256 in {path}/{MANIFEST}: it "
+                                            "changed after it was written. Rerun `jsynth sample` with the same "
+                                            "arguments to rewrite it, or remove the manifest to use the files "
+                                            "as they are")
+            files = [e["file"] for e in entries]
         if not files:
             raise SampleOutputError(f"{path} holds no .npz sample shards")
         parts = [load_samples(os.path.join(path, f)) for f in files]

@@ -4,12 +4,16 @@ WORKDIR/config.json     the resolved config
 WORKDIR/checkpoints/    Orbax checkpoints
 WORKDIR/metrics.jsonl   one JSON object per logged step
 WORKDIR/samples/        image grids written during training
+WORKDIR/train.lock      held by the one `jsynth train` running in it (who holds it, inside)
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import json
 import os
+import socket
 
 from jsynth.atomic import write_atomic
 from jsynth.configs import ConfigError, TrainConfig, differences, from_json
@@ -18,6 +22,37 @@ from jsynth.errors import UserError
 
 class WorkdirError(UserError, ValueError):
     """A workdir that cannot be used as asked; the message says why and what to do."""
+
+
+@contextlib.contextmanager
+def one_trainer(workdir: str):
+    """Holds WORKDIR/train.lock while a run trains: a second trainer of the workdir fails at once.
+
+    An ``flock``: the kernel drops it when its process ends, however it ends (SIGKILL, a crash),
+    so no stale lock is ever left to clean up. Two trainers would otherwise both write the
+    checkpoints (Orbax then fails mid-save) and interleave ``metrics.jsonl``.
+
+    Raises:
+      WorkdirError: another process holds the lock.
+    """
+    os.makedirs(workdir, exist_ok=True)
+    handle = open(os.path.join(workdir, "train.lock"), "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise WorkdirError(f"{workdir} is being trained by {holder}: one `jsynth train` per workdir. Wait "
+                           "for it to finish (or stop it), or train in another --workdir") from None
+    try:
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
+        handle.flush()
+        yield
+    finally:
+        handle.close()  # releases the lock
 
 
 def config_path(workdir: str) -> str:

@@ -127,14 +127,22 @@ def test_label_on_an_unconditional_model_is_an_error(trained, tmp_path):
 @pytest.mark.parametrize("args, fragments", [
     (["--model", "gan9"], ["model='gan9'", "dcgan", "mlpvae"]),
     (["--model", "dcgan", "--set", "widht=4"], ["unknown --set key 'widht'", "width"]),
-    (["--model", "dcgan", "--set", "width=four"], ["width", "expected a int"]),
+    (["--model", "dcgan", "--set", "width=four"], ["width", "expected an int"]),
+    (["--model", "dcgan", "--set", "b1=1.0"], ["b1=1.0", "[0, 1)"]),
+    (["--model", "dcgan", "--set", "b2=-0.1"], ["b2=-0.1", "[0, 1)"]),
+    (["--model", "dcgan", "--set", "weight_decay=-1"], ["weight_decay=-1.0", "non-negative"]),
+    (["--model", "dcgan", "--set", "warmup_steps=5"], ["warmup_steps=5", "at most steps=2"]),
+    (["--model", "dcgan", "--batch-size", "0"], ["batch_size=0", "positive"]),
+    (["--model", "dcgan", "--set", "steps=30"], ["--steps 2 and --set steps=30 disagree"]),
+    (["--model", "dcgan", "--set", "model=mlpvae"], ["--model dcgan and --set model=mlpvae disagree"]),
     (["--model", "dcgan", "--set", "width"], ["KEY=VALUE"]),
     (["--model", "mlpvae", "--data", "npz:{tmp}/missing.npz"], ["missing.npz"]),
     (["--model", "mlpvae", "--data", "mnist:{tmp}/nothing-here"], ["nothing-here"]),
     (["--model", "mlpvae", "--data", "imagenet"], ["Unknown data spec", "digits"]),
     (["--model", "mlpvae", "--batch-size", "12"], ["batch size 12 does not divide over 8 devices",
                                                    "multiple of 8"]),
-], ids=["unknown-model", "bad-set-key", "bad-set-value", "set-without-value", "missing-npz",
+], ids=["unknown-model", "bad-set-key", "bad-set-value", "b1", "b2", "weight-decay", "warmup-after-end",
+        "batch-size-0", "flag-and-set-disagree", "model-and-set-disagree", "set-without-value", "missing-npz",
         "missing-mnist-dir", "unknown-data", "batch-vs-devices"])
 def test_bad_train_inputs_exit_2_with_a_clear_message(tmp_path, args, fragments):
     workdir = tmp_path / "run"
@@ -150,6 +158,27 @@ def test_a_workdir_of_another_config_is_refused(trained):
     assert_user_error(["train", "--data", "digits", "--workdir", workdir] + RUNS["mlpvae"] + TINY +
                       ["--set", "learning_rate=0.5"], "different config", "learning_rate")
     assert sorted(os.listdir(os.path.join(workdir, "checkpoints"))) == before
+
+
+def test_a_file_where_the_workdir_should_be_is_a_one_line_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    assert_user_error(["train", "--model", "mlpvae", "--data", "digits", "--steps", "2", "--batch-size", "16",
+                       "--workdir", str(blocker / "run")], str(blocker / "run"), "Not a directory")
+    assert blocker.read_text() == "not a directory"
+
+
+@pytest.mark.slow
+def test_a_second_trainer_of_a_workdir_is_refused(tmp_path):
+    from jsynth.workdir import one_trainer
+
+    workdir = tmp_path / "run"
+    argv = ["train", "--model", "mlpvae", "--steps", "2", "--batch-size", "16", "--workdir", str(workdir)]
+    with one_trainer(str(workdir)):  # as a running `jsynth train` holds it
+        assert_user_error(argv, f"{workdir} is being trained by pid {os.getpid()}", "one `jsynth train` per workdir")
+        assert sorted(os.listdir(workdir)) == ["train.lock"]  # nothing of the run was touched
+    status, _, err = run_cli(argv)  # released on exit: the workdir trains
+    assert status == 0, err
 
 
 def test_sampling_a_directory_without_a_run_is_a_user_error(tmp_path):

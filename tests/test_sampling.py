@@ -173,6 +173,7 @@ def test_sample_to_disk_writes_shards_and_a_manifest(workdir, complete):
     np.testing.assert_array_equal(labels, y)
 
 
+@pytest.mark.slow
 def test_load_trained_reads_only_the_sampling_weights(workdir, tmp_path):
     """Sampling restores the EMA generator (or the raw one) and its BatchNorm statistics alone.
 
@@ -256,6 +257,61 @@ def test_a_different_request_into_the_same_directory_is_refused(workdir, complet
     with pytest.raises(SampleOutputError, match=r"different request.*num"):
         write(workdir, out, num=48)
     assert snapshot(out) == snapshot(source)
+
+
+def test_a_tampered_shard_is_refused_by_load_samples(complete, tmp_path):
+    """``eval --samples DIR`` reads through ``load_samples``: a shard changed after it was written
+    (its sha256 no longer the manifest's) or missing is an error, never evaluated."""
+    source, _ = complete
+    out = tmp_path / "tampered"
+    shutil.copytree(source, out)
+    assert len(load_samples(str(out))[0]) == NUM  # intact: read
+    with np.load(out / "part-00001.npz") as shard:
+        arrays = {"x": shard["x"] * 0.5, "y": shard["y"]}
+    np.savez(out / "part-00001.npz", **arrays)
+    with pytest.raises(SampleOutputError, match=r"part-00001\.npz does not match the sha256"):
+        load_samples(str(out))
+    os.remove(out / "part-00001.npz")
+    with pytest.raises(SampleOutputError, match=r"part-00001\.npz is listed .* but missing"):
+        load_samples(str(out))
+
+
+@pytest.mark.parametrize("damage", ["parent"] + [pytest.param(d, marks=pytest.mark.slow)
+                                                for d in ("absolute", "subdir", "no-shards", "not-a-dict")])
+def test_a_manifest_pointing_outside_its_directory_is_refused(workdir, complete, tmp_path, damage):
+    """Neither ``sample`` (resuming) nor ``eval`` (reading) follows a manifest entry out of OUT."""
+    source, _ = complete
+    out = tmp_path / "edited"
+    shutil.copytree(source, out)
+    outside = tmp_path / "outside.npz"
+    shutil.copy(out / "part-00000.npz", outside)
+    manifest = json.loads((out / "manifest.json").read_text())
+    if damage == "no-shards":
+        del manifest["shards"]
+    elif damage == "not-a-dict":
+        manifest["shards"][0] = "part-00000.npz"
+    else:
+        manifest["shards"][0]["file"] = {"absolute": str(outside), "parent": "../outside.npz",
+                                         "subdir": "sub/part-00000.npz"}[damage]
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    before = snapshot(out)
+    fragment = "no 'shards' list" if damage == "no-shards" else "not a file name inside"
+    with pytest.raises(SampleOutputError, match=fragment):
+        load_samples(str(out))
+    with pytest.raises(SampleOutputError, match=fragment):
+        write(workdir, out)
+    assert snapshot(out) == before  # nothing rewritten
+    assert outside.read_bytes() == (source / "part-00000.npz").read_bytes()
+
+
+def test_files_sample_did_not_write_are_never_replaced(workdir, tmp_path):
+    out = tmp_path / "theirs"
+    out.mkdir()
+    (out / "part-00001.npz").write_bytes(b"someone else's file")
+    with pytest.raises(SampleOutputError, match=r"part-00001\.npz but no manifest\.json.*another --out"):
+        write(workdir, out)
+    assert sorted(os.listdir(out)) == ["part-00001.npz"]
+    assert (out / "part-00001.npz").read_bytes() == b"someone else's file"
 
 
 def test_fixed_label_and_png_shards(workdir, tmp_path):

@@ -7,6 +7,7 @@ moment and started again with the same command reaches bitwise the same paramete
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import os
@@ -87,10 +88,16 @@ def run(config: TrainConfig, workdir: str, *, dataset: jdata.Dataset | None = No
     """Trains (or resumes) ``config`` in ``workdir``; returns the final state.
 
     Raises:
-      WorkdirError: the workdir holds a run of a different config.
+      WorkdirError: the workdir holds a run of a different config, or another trainer is running in it.
       NonFiniteLossError: losses became NaN/inf (the last good checkpoint is kept).
     """
     workdir = os.path.abspath(workdir)
+    # Process 0 holds the workdir's lock for the run (a multi-process run is one trainer).
+    with wd.one_trainer(workdir) if jax.process_index() == 0 else contextlib.nullcontext():
+        return _train(config, workdir, dataset)
+
+
+def _train(config: TrainConfig, workdir: str, dataset: jdata.Dataset | None):
     setup = prepare(wd.keep_schedule(workdir, config), dataset)
     config, mesh, family = setup.config, setup.mesh, setup.family
     is_chief = jax.process_index() == 0
