@@ -3,7 +3,6 @@ from an EMA of the generator's weights."""
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Any, ClassVar
 
 import flax.linen as nn
@@ -15,6 +14,7 @@ import optax
 from jsynth import losses
 from jsynth.data.model_range import from_model_range
 from jsynth.errors import InputError
+from jsynth.families.interface import count_parameters
 from jsynth.models import DCGANGenerator
 from jsynth.models.subpixel import TRANSFORMED
 from jsynth.sampling import CONV_DEVICE_ROWS
@@ -80,10 +80,6 @@ def ema_decay_at(step, ema_decay):
     """EMA decay warmed up as (1 + step) / (10 + step): early averages do not cling to the init."""
     step = step.astype(jnp.float32)
     return jnp.minimum(ema_decay, (1.0 + step) / (10.0 + step))
-
-
-def _count(tree) -> int:
-    return int(sum(math.prod(x.shape) for x in jax.tree.leaves(tree)))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -226,4 +222,4 @@ class GANFamily:
         return GeneratorDecode(inference), variables
 
     def parameter_counts(self, state: GANState) -> dict[str, int]:
-        return {"g_params": _count(state.g_params), "d_params": _count(state.d_params)}
+        return {"g_params": count_parameters(state.g_params), "d_params": count_parameters(state.d_params)}

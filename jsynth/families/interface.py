@@ -8,7 +8,10 @@ compiles once per model) and its bound ``update`` can be jitted like any functio
 """
 from __future__ import annotations
 
+import math
 from typing import Any, Callable, Protocol
+
+import jax
 
 PyTree = Any
 
@@ -56,3 +59,8 @@ class ModelFamily(Protocol):
 
     def parameter_counts(self, state: PyTree) -> dict[str, int]:
         """Parameters per network, by state field (what ``jsynth train --dry-run`` prints)."""
+
+
+def count_parameters(tree: PyTree) -> int:
+    """Scalars in a pytree of arrays (or shapes): what ``parameter_counts`` reports per network."""
+    return int(sum(math.prod(x.shape) for x in jax.tree.leaves(tree)))

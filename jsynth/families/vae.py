@@ -3,7 +3,6 @@ by decoding standard normal latents."""
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Any, ClassVar
 
 import flax.struct
@@ -12,12 +11,13 @@ import jax.numpy as jnp
 import optax
 
 from jsynth import losses
+from jsynth.configs import LIKELIHOODS
 from jsynth.errors import InputError
+from jsynth.families.interface import count_parameters
 from jsynth.models.vae import VAE, decoder_mean
 from jsynth.train.steps import mean_over, normal_rows, vary
 
 PyTree = Any
-LIKELIHOODS = ("bernoulli", "gaussian")
 
 
 @flax.struct.dataclass
@@ -122,4 +122,4 @@ class VAEFamily:
         return self.decode, variables
 
     def parameter_counts(self, state: VAEState) -> dict[str, int]:
-        return {"params": int(sum(math.prod(x.shape) for x in jax.tree.leaves(state.params)))}
+        return {"params": count_parameters(state.params)}
