@@ -6,14 +6,12 @@ the data position. No pickle. Saves are asynchronous; ``wait`` before reading or
 """
 from __future__ import annotations
 
-import logging
 import os
+import sys
 
 import orbax.checkpoint as ocp
 
 from jsynth.errors import UserError
-
-log = logging.getLogger(__name__)
 
 
 class CheckpointError(UserError, RuntimeError):
@@ -47,6 +45,15 @@ class Checkpointer:
         return self._manager.restore(step, args=ocp.args.Composite(
             metadata=ocp.args.JsonRestore()))["metadata"]
 
+    def latest_metadata(self) -> dict | None:
+        """The metadata of the newest checkpoint whose metadata reads, or None."""
+        for step in reversed(self.steps()):
+            try:
+                return self.restore_metadata(step)
+            except Exception:  # damaged: restore_latest reports it
+                _quiet_closed_loops()
+        return None
+
     def restore(self, step: int, abstract_state, *, partial: bool = False):
         """(state, metadata) of ``step``; ``abstract_state`` gives shapes, dtypes and shardings.
 
@@ -74,15 +81,16 @@ class Checkpointer:
             try:
                 state, metadata = self.restore(step, abstract_state, partial=partial)
             except Exception as error:  # orbax/tensorstore raise many types for damaged files
-                message = f"checkpoint at step {step} in {self.directory} is unreadable ({type(error).__name__}: {str(error)[:300]})"
-                log.warning("%s; trying the previous one", message)
-                print(f"warning: {message}; trying the previous one", flush=True)
+                _quiet_closed_loops()
+                message = f"checkpoint at step {step} in {self.directory} is unreadable ({type(error).__name__}: {str(error)[:200]})"
+                print(f"warning: {message}; trying the previous one", file=sys.stderr, flush=True)
                 failures.append(message)
                 continue
             return state, metadata, step
         if failures:
             raise CheckpointError("no readable checkpoint: " + "; ".join(failures) +
-                                  ". Move the workdir's checkpoints/ away to start afresh.")
+                                  f". Each is damaged; to train afresh, use a new --workdir (or delete "
+                                  f"{self.directory} if nothing in it is worth keeping)")
         return None
 
     def wait(self) -> None:
@@ -91,3 +99,25 @@ class Checkpointer:
     def close(self) -> None:
         self._manager.wait_until_finished()
         self._manager.close()
+
+
+def _quiet_closed_loops() -> None:
+    """Silences the "Event loop is closed" errors a failed restore leaves behind.
+
+    When orbax gives up on a damaged checkpoint it closes its asyncio loop while tensorstore
+    still completes the reads it had started; each completion then raises RuntimeError("Event
+    loop is closed") in a tensorstore thread, which Python prints as dozens of tracebacks after
+    the one warning that matters. Only that exact error is dropped; others reach the previous hook.
+    """
+    previous = sys.unraisablehook
+    if getattr(previous, "_jsynth_quiet", False):
+        return
+
+    def hook(unraisable):
+        value = unraisable.exc_value
+        if isinstance(value, RuntimeError) and str(value) == "Event loop is closed":
+            return
+        previous(unraisable)
+
+    hook._jsynth_quiet = True
+    sys.unraisablehook = hook

@@ -46,6 +46,18 @@ def _start_processes(args) -> None:
                                heartbeat_timeout_s=args.heartbeat_timeout)
 
 
+_UNITS = {"s": 1, "m": 60, "h": 3600}
+
+
+def duration(text: str) -> float:
+    """Seconds of '90', '90s', '10m' or '1.5h' (argparse reports a ValueError as a usage error)."""
+    number, unit = (text[:-1], text[-1]) if text[-1:] in _UNITS else (text, "s")
+    seconds = float(number) * _UNITS[unit]
+    if not seconds > 0:
+        raise ValueError(text)
+    return seconds
+
+
 def _say(message: str) -> None:
     """Prints once per job: from process 0 of a multi-process run."""
     import jax
@@ -70,7 +82,7 @@ def _train(args) -> None:
     if args.dry_run:
         print(json.dumps(loop.describe(loop.prepare(config)), indent=2))
         return
-    state = loop.run(config, args.workdir)
+    state = loop.run(config, args.workdir, time_limit_s=args.time_limit, allow_changes=tuple(args.allow_change or ()))
     _say(f"{config.model} in {args.workdir} is at step {int(state.step)} of "
          f"{configs.resolve(config).steps}")
 
@@ -142,6 +154,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--checkpoint-every", type=int)
     train.add_argument("--set", action="append", metavar="KEY=VALUE",
                        help="any config field, e.g. --set learning_rate=1e-3 (repeatable)")
+    train.add_argument("--time-limit", type=duration, metavar="DURATION",
+                       help="wall-clock budget for the run, resumptions included, e.g. 10m, 90s, 1h: "
+                            "trains until then, saves and exits 0 (a rerun with a larger budget continues)")
+    train.add_argument("--allow-change", action="append", metavar="FIELD",
+                       help="let a resumed run take a new value of FIELD (e.g. learning_rate after a "
+                            "divergence); repeatable")
     train.add_argument("--dry-run", action="store_true", help="print the resolved plan and exit")
     train.set_defaults(run=_train)
 

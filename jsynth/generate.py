@@ -5,6 +5,7 @@ import jax
 from jax.experimental import multihost_utils
 
 from jsynth import parallel, sampling
+from jsynth.labels import index_of_id, label_ids
 from jsynth.shards import (SampleOutputError, merge_manifests, partial_manifest_name, read_manifest,
                            write_samples)
 from jsynth.trained import load_trained
@@ -17,14 +18,16 @@ def sample_to_disk(workdir: str, out: str, *, num: int, batch_size: int = 256, s
 
     Args:
       batch_size: samples per device call (the chunk); must divide over the devices.
-      label: a class for every sample (conditional models); None gives balanced classes
-        (sample i has class i % num_classes).
+      label: a class for every sample (conditional models), as the data labelled it (an npz
+        file's id, or the class index of other data: see ``jsynth.labels``); None gives balanced
+        classes (sample i has class index i % num_classes).
       fmt: "npz" (default) or "png" (one image grid per shard, labels in the manifest).
       shard_size: samples per file, rounded up to a multiple of batch_size
         (default: 10,000 for npz, 100 for png).
     """
-    if num <= 0:
-        raise SampleOutputError(f"--num must be positive, got {num}")
+    for flag, value in (("--num", num), ("--batch-size", batch_size), ("--shard-size", shard_size)):
+        if value is not None and value <= 0:
+            raise SampleOutputError(f"{flag} must be positive, got {value}")
     # Each process samples its own shards on its own devices: sample i depends only on (seed, i),
     # so processes need no collectives, and a multi-process request writes the same files.
     multi_process = jax.process_count() > 1
@@ -35,21 +38,28 @@ def sample_to_disk(workdir: str, out: str, *, num: int, batch_size: int = 256, s
         if not model.num_classes:
             raise SampleOutputError(f"--label needs a conditional model; {workdir} was trained "
                                     "without --conditional")
-        if not 0 <= label < model.num_classes:
-            raise SampleOutputError(f"--label must be in 0..{model.num_classes - 1}, got {label}")
+        class_index = index_of_id(label, model.class_names, model.num_classes)
+        if class_index is None:
+            known = label_ids(model.class_names, model.num_classes).tolist()
+            shown = ", ".join(map(str, known[:20])) + (" ..." if len(known) > 20 else "")
+            raise SampleOutputError(f"--label {label} is not a class of {workdir}; its classes are {shown}")
     shard_size = shard_size or (10_000 if fmt == "npz" else 100)
     shard_size = -(-shard_size // batch_size) * batch_size  # shards start on chunk boundaries
     chunk_fn = sampling.make_chunk_fn(model.decode, latent_dim=model.latent_dim, chunk_size=batch_size,
                                       num_classes=model.num_classes, mesh=mesh, device_rows=model.device_rows)
-    label_value = sampling.BALANCED if label is None else label
+    label_value = sampling.BALANCED if label is None else class_index
+    ids = label_ids(model.class_names, model.num_classes)
 
     def chunks(start, stop):
-        return sampling.sample_chunks(chunk_fn, model.variables, seed=seed, start=start, stop=stop,
-                                      chunk_size=batch_size, label=label_value)
+        for chunk in sampling.sample_chunks(chunk_fn, model.variables, seed=seed, start=start, stop=stop,
+                                            chunk_size=batch_size, label=label_value):
+            # Shards hold the data's own ids (e.g. 100..109), not the model's class indices.
+            yield chunk if chunk.labels is None else chunk._replace(labels=ids[chunk.labels])
 
     request = {"seed": seed, "checkpoint_step": model.step, "label": label,
                "batch_size": batch_size, "ema": use_ema, "image_shape": list(model.image_shape),
-               "num_classes": model.num_classes, "class_names": list(model.class_names)}
+               "num_classes": model.num_classes, "class_names": list(model.class_names),
+               "label_ids": ids.tolist()}
     if not multi_process:
         return write_samples(out, chunks, num=num, shard_size=shard_size, request=request, fmt=fmt,
                              progress=progress)

@@ -29,6 +29,22 @@ def grid(images: np.ndarray, columns: int | None = None, pad: int = 1, upscale: 
     return (np.clip(canvas, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
+def tiles(pixels: np.ndarray, num: int, image_shape) -> np.ndarray:
+    """The inverse of ``grid(images, pad=0)`` for ``num`` images of ``image_shape`` (H, W, C):
+    (num, H, W, C) uint8, read row by row from a (rows*H, columns*W[, C]) picture."""
+    h, w, c = (int(s) for s in image_shape)
+    columns = math.ceil(math.sqrt(num))
+    rows = math.ceil(num / columns)
+    pixels = np.asarray(pixels)
+    if pixels.ndim == 2:
+        pixels = pixels[..., None]
+    if pixels.shape != (rows * h, columns * w, c):
+        raise ValueError(f"a grid of {num} images of {h}x{w}x{c} is {rows * h}x{columns * w}x{c} "
+                         f"pixels, got {pixels.shape}")
+    cells = pixels.reshape(rows, h, columns, w, c).transpose(0, 2, 1, 3, 4).reshape(rows * columns, h, w, c)
+    return cells[:num]
+
+
 def save_grid(images: np.ndarray, path: str, columns: int | None = None, upscale: int | None = None) -> str:
     """Writes a PNG grid atomically; small images are upscaled so a person can see them."""
     size = np.asarray(images).shape[1]

@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from jsynth.atomic import write_atomic
 from jsynth.errors import UserError
-from jsynth.images import grid
+from jsynth.images import grid, tiles
 from jsynth.sampling import Chunk
 
 FORMATS = ("npz", "png")
@@ -201,37 +201,65 @@ def write_samples(out_dir: str, chunks: Callable[[int, int], Iterator[Chunk]], *
     return manifest
 
 
-def load_samples(path: str) -> tuple[np.ndarray, np.ndarray | None]:
-    """Reads a sample directory (manifest + npz shards) or one .npz file: (x, y or None).
+def load_samples(path: str) -> tuple[np.ndarray, np.ndarray | None, dict | None]:
+    """Reads a sample directory (manifest + shards) or one .npz file: (x, y or None, manifest or None).
 
     With a manifest, every shard's sha256 is checked against it first: samples changed after
-    ``jsynth sample`` wrote them are refused, not evaluated.
+    ``jsynth sample`` wrote them are refused, not evaluated. PNG shards (``--format png``) are
+    cut back into images (uint8) with the labels the manifest lists.
     """
-    if os.path.isdir(path):
-        manifest = read_manifest(path)
-        if manifest is None:
-            files = sorted(f for f in os.listdir(path) if f.endswith(".npz"))
-        else:
-            entries = manifest_shards(path, manifest)
-            for entry in entries:
-                shard = os.path.join(path, entry["file"])
-                if not os.path.isfile(shard):
-                    raise SampleOutputError(f"{shard} is listed in {path}/{MANIFEST} but missing; rerun "
-                                            "`jsynth sample` with the same arguments to write it")
-                if sha256_file(shard) != entry["sha256"]:
-                    raise SampleOutputError(f"{shard} does not match the sha256 in {path}/{MANIFEST}: it "
-                                            "changed after it was written. Rerun `jsynth sample` with the same "
-                                            "arguments to rewrite it, or remove the manifest to use the files "
-                                            "as they are")
-            files = [e["file"] for e in entries]
+    if not os.path.isdir(path):
+        x, y = _read_npz(path)
+        return x, y, None
+    manifest = read_manifest(path)
+    if manifest is None:
+        files = sorted(f for f in os.listdir(path) if f.endswith(".npz"))
         if not files:
-            raise SampleOutputError(f"{path} holds no .npz sample shards")
-        parts = [load_samples(os.path.join(path, f)) for f in files]
-        xs = np.concatenate([p[0] for p in parts])
-        ys = None if any(p[1] is None for p in parts) else np.concatenate([p[1] for p in parts])
-        return xs, ys
+            raise SampleOutputError(f"{path} holds no .npz sample shards and no {MANIFEST}")
+        parts = [_read_npz(os.path.join(path, f)) for f in files]
+    else:
+        entries = manifest_shards(path, manifest)
+        if not entries:
+            raise SampleOutputError(f"{path}/{MANIFEST} lists no shards: the `jsynth sample` run that "
+                                    "wrote it finished none; rerun it with the same arguments")
+        for entry in entries:
+            _check_shard(path, entry)
+        if manifest.get("format", "npz") == "png":
+            parts = [_read_png_shard(path, entry, manifest) for entry in entries]
+        else:
+            parts = [_read_npz(os.path.join(path, e["file"])) for e in entries]
+    xs = np.concatenate([p[0] for p in parts])
+    ys = None if any(p[1] is None for p in parts) else np.concatenate([p[1] for p in parts])
+    return xs, ys, manifest
+
+
+def _check_shard(path: str, entry: dict) -> None:
+    shard = os.path.join(path, entry["file"])
+    if not os.path.isfile(shard):
+        raise SampleOutputError(f"{shard} is listed in {path}/{MANIFEST} but missing; rerun "
+                                "`jsynth sample` with the same arguments to write it")
+    if sha256_file(shard) != entry["sha256"]:
+        raise SampleOutputError(f"{shard} does not match the sha256 in {path}/{MANIFEST}: it "
+                                "changed after it was written. Rerun `jsynth sample` with the same "
+                                "arguments to rewrite it, or remove the manifest to use the files "
+                                "as they are")
+
+
+def _read_png_shard(path: str, entry: dict, manifest: dict) -> tuple[np.ndarray, np.ndarray | None]:
+    shard = os.path.join(path, entry["file"])
+    try:
+        with Image.open(shard) as picture:
+            pixels = np.asarray(picture)
+        images = tiles(pixels, int(entry["num"]), manifest["image_shape"])
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise SampleOutputError(f"{shard} is not the image grid {path}/{MANIFEST} describes ({error})") from None
+    labels = entry.get("labels")
+    return images, None if labels is None else np.asarray(labels)
+
+
+def _read_npz(path: str) -> tuple[np.ndarray, np.ndarray | None]:
     try:
         with np.load(path, allow_pickle=False) as archive:
             return archive["x"], (archive["y"] if "y" in archive else None)
-    except (OSError, ValueError, KeyError) as error:
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
         raise SampleOutputError(f"{path} is not a readable sample file with an 'x' array ({error})") from None

@@ -16,7 +16,8 @@ import os
 import socket
 
 from jsynth.atomic import write_atomic
-from jsynth.configs import ConfigError, TrainConfig, differences, from_json
+from jsynth.configs import (CHANGEABLE_ON_RESUME, OPERATIONAL_FIELDS, ConfigError, TrainConfig, differences,
+                            from_json)
 from jsynth.errors import UserError
 
 
@@ -89,19 +90,42 @@ def write_config(workdir: str, config: TrainConfig) -> None:
     write_atomic(config_path(workdir), config.to_json())
 
 
-def check_resumable(workdir: str, config: TrainConfig) -> None:
-    """Refuses a workdir whose run has a different config (operational fields may differ)."""
-    if not os.path.exists(config_path(workdir)):
-        return
+def check_resumable(workdir: str, config: TrainConfig, allow_changes=(), checkpoint_config: dict | None = None) -> None:
+    """Refuses a workdir whose run has a different config.
+
+    Operational fields may differ, and the ``allow_changes`` fields (``CHANGEABLE_ON_RESUME``).
+    The run's config is its config.json, or, where that file is gone, ``checkpoint_config`` (the
+    config a checkpoint's metadata recorded). Nothing in the workdir is touched either way.
+    """
     try:
-        saved = read_config(workdir)
+        if os.path.exists(config_path(workdir)):
+            saved = read_config(workdir)
+        elif checkpoint_config is not None:
+            saved = from_json(json.dumps(checkpoint_config))
+        else:
+            return
     except (WorkdirError, ConfigError) as error:
         raise WorkdirError(str(error)) from None
-    changed = differences(saved, config)
+    changed = differences(saved, config, allow_changes)
     if changed:
         listing = ", ".join(f"{k}: {a!r} in the workdir vs {b!r} now" for k, (a, b) in sorted(changed.items()))
-        raise WorkdirError(f"{workdir} holds a run of a different config ({listing}); use a new "
-                           "--workdir, or the same settings to resume it")
+        changeable = sorted(set(changed) & set(CHANGEABLE_ON_RESUME))
+        how = (f"; or, to continue this run with the new value, add "
+               f"{' '.join('--allow-change ' + k for k in changeable)}" if changeable else "")
+        raise WorkdirError(f"{workdir} holds a run of a different config ({listing}). Its checkpoints are "
+                           f"intact and were not touched: resume it with its own settings (only "
+                           f"{', '.join(OPERATIONAL_FIELDS)} may differ){how}, or train this config in a "
+                           "new --workdir")
+
+
+def check_same_data(workdir: str, metadata: dict, digest: str, name: str) -> None:
+    """Refuses to resume on data whose content changed since the checkpoint (same path, new files)."""
+    saved = metadata.get("data_digest")
+    if saved is not None and saved != digest:
+        raise WorkdirError(f"the data {name} changed since {workdir} was trained on it (content digest "
+                           f"{saved[:12]} in the checkpoint, {digest[:12]} now). Its checkpoints are intact and "
+                           "were not touched: restore that data to resume, or train on the new data in a "
+                           "new --workdir")
 
 
 def keep_schedule(workdir: str, config: TrainConfig) -> TrainConfig:

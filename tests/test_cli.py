@@ -90,7 +90,7 @@ def test_sample_npz_and_png(trained, tmp_path):
                                    "--batch-size", "8", "--seed", "3"])
     assert status == 0, err
     assert "wrote 20 samples" in stdout
-    x, y = load_samples(out)
+    x, y, _ = load_samples(out)
     assert x.shape == (20, 8, 8, 1) and np.all((x >= 0) & (x <= 1))
     np.testing.assert_array_equal(y, np.arange(20) % 10)
     png = str(tmp_path / "png")

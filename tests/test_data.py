@@ -275,7 +275,10 @@ def test_npz_bad_shapes_and_labels(tmp_path):
             data.load_npz(tmp_path / f"{name}.npz")
     # Whole-number float labels are accepted.
     np.savez(tmp_path / "yfloat.npz", x=x, y=np.array([0.0, 1.0, 1.0, 3.0]))
-    assert data.load_npz(tmp_path / "yfloat.npz").num_classes == 4
+    loaded = data.load_npz(tmp_path / "yfloat.npz")
+    # Classes are the ids present (id 2 has no images): indices 0..2, the ids kept as names.
+    assert loaded.num_classes == 3 and loaded.class_names == ("0", "1", "3")
+    np.testing.assert_array_equal(loaded.labels, [0, 1, 1, 2])
 
 
 # --- folder ------------------------------------------------------------------
@@ -294,6 +297,23 @@ def test_folder_with_classes(tmp_path):
     # Sorted file order: a.PNG (20) before b.png (10); grey converts to equal channels.
     np.testing.assert_allclose(ds.images[0], 20 / 255, atol=1e-6)
     np.testing.assert_allclose(ds.images[1], 10 / 255, atol=1e-6)
+
+
+def test_folder_sixteen_bit_png_is_scaled(tmp_path):
+    """A 16-bit grey PNG spans its full 0..65535 range in [0, 1] (pillow's convert("L") would clip
+    every value above 255 to white), beside an 8-bit image of the same picture; resizing too."""
+    from PIL import Image
+
+    wide = np.linspace(0, 65535, 48).reshape(6, 8).astype(np.uint16)
+    Image.fromarray(wide).save(tmp_path / "a.png")
+    Image.fromarray((wide // 257).astype(np.uint8)).save(tmp_path / "b.png")
+    ds = data.load(f"folder:{tmp_path}")
+    assert ds.images.shape == (2, 6, 8, 1)
+    np.testing.assert_allclose(ds.images[0, ..., 0], wide / 65535.0, atol=1e-6)
+    np.testing.assert_allclose(ds.images[0], ds.images[1], atol=1 / 255)
+    resized = data.load_folder(tmp_path, image_size=4).images
+    assert resized.shape == (2, 4, 4, 1) and resized.max() > 0.5
+    np.testing.assert_allclose(resized[0], resized[1], atol=2 / 255)
 
 
 def test_folder_without_classes_is_grey_and_unlabelled(tmp_path):

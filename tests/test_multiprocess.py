@@ -154,8 +154,8 @@ def test_two_process_sampling_writes_the_same_files(two_process_run, tmp_path):
     two = read_manifest(str(tmp_path / "two"))
     assert [s["index"] for s in two["shards"]] == [0, 1, 2, 3]
     assert sum(s["num"] for s in two["shards"]) == 100
-    x_two, y_two = load_samples(str(tmp_path / "two"))
-    x_one, y_one = load_samples(str(tmp_path / "one"))
+    x_two, y_two, _ = load_samples(str(tmp_path / "two"))
+    x_one, y_one, _ = load_samples(str(tmp_path / "one"))
     np.testing.assert_array_equal(y_two, y_one)
     np.testing.assert_allclose(x_two, x_one, atol=1e-5)
     assert not [f for f in os.listdir(tmp_path / "two") if f.startswith("manifest.process")]

@@ -125,7 +125,7 @@ def test_a_run_resumes_past_a_damaged_latest_checkpoint(resumed, digits, tmp_pat
     shutil.copytree(resumed.straight, workdir)
     corrupt_checkpoint(wd.checkpoint_dir(workdir), STEPS)
     state = loop.run(config_for(resumed.name), workdir, dataset=digits)  # from step 3, saving 6 again
-    assert f"checkpoint at step {STEPS}" in capsys.readouterr().out
+    assert f"checkpoint at step {STEPS}" in capsys.readouterr().err
     assert_trees_bitwise_equal(state, resumed.final)
     assert_trees_bitwise_equal(saved_state(workdir)[1], resumed.final)
     assert [r["step"] for r in read_metrics(workdir)] == [2, 4, 6]

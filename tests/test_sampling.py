@@ -160,7 +160,7 @@ def test_sample_to_disk_writes_shards_and_a_manifest(workdir, complete):
     for entry in manifest["shards"]:
         assert hashlib.sha256((out / entry["file"]).read_bytes()).hexdigest() == entry["sha256"]
     assert sorted(os.listdir(out)) == ["manifest.json", "part-00000.npz", "part-00001.npz", "part-00002.npz"]
-    x, y = load_samples(str(out))
+    x, y, _ = load_samples(str(out))
     assert x.shape == (NUM, 8, 8, 1) and x.dtype == np.float32 and y.dtype == np.int32
     assert np.all((x >= 0) & (x <= 1))
     np.testing.assert_array_equal(y, np.arange(NUM) % DIGITS_CLASSES)
@@ -327,12 +327,12 @@ def test_fixed_label_and_png_shards(workdir, tmp_path):
             # One grid per shard without padding: 16 images as 4x4, 4 images as 2x2 (8x8 pixels each).
             assert image.size == {16: (32, 32), 4: (16, 16)}[count]
     write(workdir, tmp_path / "npz", num=10, label=4)
-    _, y = load_samples(str(tmp_path / "npz"))
+    _, y, _ = load_samples(str(tmp_path / "npz"))
     np.testing.assert_array_equal(y, np.full(10, 4))
 
 
 def test_bad_sampling_requests(workdir, tmp_path):
-    with pytest.raises(SampleOutputError, match=r"--label must be in 0\.\.9"):
+    with pytest.raises(SampleOutputError, match=r"--label 10 is not a class of .*; its classes are 0, 1, 2"):
         write(workdir, tmp_path / "a", label=10)
     with pytest.raises(ValueError, match="does not divide over 8 devices"):
         write(workdir, tmp_path / "b", batch_size=12)

@@ -17,7 +17,7 @@ batch as a pure function of (seed, step), so resumed runs see the same data.
 Every user-facing problem raises ``DataError`` with a message saying what to fix.
 """
 from jsynth.data.batches import batch_indices, data_position, epoch_permutation, process_rows
-from jsynth.data.dataset import Dataset
+from jsynth.data.dataset import Dataset, content_digest
 from jsynth.data.digits import load_digits
 from jsynth.data.errors import DataError
 from jsynth.data.folder import load_folder
@@ -29,6 +29,7 @@ from jsynth.data.spec import load
 
 __all__ = [
     "Dataset",
+    "content_digest",
     "DataError",
     "load",
     "load_digits",

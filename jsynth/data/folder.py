@@ -8,8 +8,9 @@ Mixing both (loose images next to class folders) is refused as ambiguous.
 Names starting with "." (hidden files, .ipynb_checkpoints) are skipped, and
 images are only looked for one level deep inside a class folder.
 
-Colour: if every image is greyscale (pillow modes 1, L, LA) the data set is
-grey (C=1); otherwise every image is converted to RGB (C=3). Alpha is dropped.
+Colour: if every image is greyscale (pillow modes 1, L, LA, and 16-bit grey) the
+data set is grey (C=1); otherwise every image is converted to RGB (C=3). Alpha is
+dropped. 16-bit grey PNGs are scaled by 65535 (their full range), never clipped at 255.
 """
 from pathlib import Path
 
@@ -20,7 +21,8 @@ from jsynth.data.dataset import Dataset
 from jsynth.data.errors import DataError
 
 _EXTENSIONS = (".png", ".jpg", ".jpeg")
-_GREY_MODES = ("1", "L", "LA")
+_WIDE_GREY_MODES = ("I;16", "I;16B", "I;16L", "I")  # how pillow opens 16-bit grey PNGs
+_GREY_MODES = ("1", "L", "LA") + _WIDE_GREY_MODES
 
 
 def _image_files(directory: Path) -> list[Path]:
@@ -69,13 +71,18 @@ def _check_sizes(sizes: list[tuple[int, int]], files: list[Path]) -> None:
 
 
 def _read(path: Path, mode: str, image_size: int | None) -> np.ndarray:
-    """Decode one image to uint8 (H, W) or (H, W, 3)."""
+    """Decode one image to float32 (H, W) or (H, W, 3) in [0, 1]."""
     try:
         with Image.open(path) as image:
-            image = image.convert(mode)
+            if mode == "L" and image.mode in _WIDE_GREY_MODES:
+                # convert("L") would clip 16-bit values at 255: scale the full range instead.
+                image = Image.fromarray(np.asarray(image, dtype=np.float32) / 65535.0, mode="F")
+            else:
+                image = image.convert(mode)
             if image_size is not None and image.size != (image_size, image_size):
                 image = image.resize((image_size, image_size), Image.Resampling.BILINEAR)
-            return np.asarray(image, dtype=np.uint8)
+            pixels = np.asarray(image, dtype=np.float32)
+            return np.clip(pixels, 0.0, 1.0) if image.mode == "F" else pixels / 255.0
     # Truncated or corrupt data only shows up when pixels are decoded.
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
         raise DataError(f"Image {path} could not be decoded ({e}); fix or remove it.") from e
@@ -121,11 +128,9 @@ def load_folder(directory: str | Path, image_size: int | None = None) -> Dataset
         _check_sizes(sizes, files)
     mode = "L" if all(m in _GREY_MODES for m in modes) else "RGB"
 
-    images = np.stack([_read(path, mode, image_size) for path in files])
+    pixels = np.stack([_read(path, mode, image_size) for path in files])
     if mode == "L":
-        images = images[..., None]
-    pixels = images.astype(np.float32)
-    pixels /= 255.0
+        pixels = pixels[..., None]
     name = f"folder:{directory}"
     if not labels:
         return Dataset(images=pixels, labels=None, num_classes=0, name=name)

@@ -25,6 +25,9 @@ from jsynth.data.errors import DataError
 
 def _open(path: Path) -> dict[str, np.ndarray]:
     """Read x and y (when present) from the archive without unpickling."""
+    if path.is_dir():
+        raise DataError(f"npz: names a file, but {path} is a directory; for a directory of images "
+                        f"use folder:{path}, or give the path of the .npz archive in it.")
     if not path.is_file():
         raise DataError(f"npz file {path} does not exist; pass the path of a .npz archive.")
     try:
@@ -118,7 +121,8 @@ def load_npz(path: str | Path) -> Dataset:
 
     Returns:
       A Dataset in [0, 1] (see the module docstring for the accepted forms);
-      labelled with num_classes = max(y) + 1 when y is present.
+      when y is present, labelled with one class per distinct id (labels 0..K-1 in the
+      order of the ids, ``class_names`` the ids themselves).
 
     Raises:
       DataError: unreadable archive, missing x, object arrays, unsupported
@@ -130,12 +134,15 @@ def load_npz(path: str | Path) -> Dataset:
     name = f"npz:{path}"
     if "y" not in arrays:
         return Dataset(images=images, labels=None, num_classes=0, name=name)
-    labels = _labels(arrays["y"], len(images), path)
-    num_classes = int(labels.max()) + 1
+    ids = _labels(arrays["y"], len(images), path)
+    # Classes are the ids present, in order: ids 100..109 are 10 classes, and one id of 2**31 - 2
+    # is one class (a model's label embedding never grows with the ids' values). The ids stay
+    # the class names, kept in checkpoints and written back as the labels of samples.
+    present, labels = np.unique(ids, return_inverse=True)
     return Dataset(
         images=images,
-        labels=labels,
-        num_classes=num_classes,
+        labels=labels.astype(np.int32).reshape(-1),
+        num_classes=len(present),
         name=name,
-        class_names=tuple(str(i) for i in range(num_classes)),
+        class_names=tuple(str(int(i)) for i in present),
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import math
 import os
 import time
@@ -44,6 +45,11 @@ class RunSetup:
     mesh: jax.sharding.Mesh
     family: ModelFamily
 
+    @functools.cached_property
+    def data_digest(self) -> str:
+        """The data's content digest (``jsynth.data.content_digest``), kept in checkpoints."""
+        return jdata.content_digest(self.dataset)
+
 
 def prepare(config: TrainConfig, dataset: jdata.Dataset | None = None) -> RunSetup:
     """Resolves the config, loads the data and builds the model family; checks they fit together."""
@@ -77,44 +83,69 @@ def abstract_state(setup: RunSetup):
     return parallel.replicated_shapes(setup.family.init, setup.mesh)
 
 
-def checkpoint_metadata(setup: RunSetup, step: int) -> dict:
+def checkpoint_metadata(setup: RunSetup, step: int, train_seconds: float = 0.0) -> dict:
     return {"config": dataclasses.asdict(setup.config), "step": step,
             "image_shape": list(setup.dataset.image_shape), "num_classes": setup.num_classes,
             "class_names": list(setup.dataset.class_names), "data": setup.dataset.name,
+            "data_digest": setup.data_digest, "train_seconds": round(train_seconds, 3),
             "data_position": jdata.data_position(step, setup.config.batch_size, len(setup.dataset))}
 
 
-def run(config: TrainConfig, workdir: str, *, dataset: jdata.Dataset | None = None):
+def run(config: TrainConfig, workdir: str, *, dataset: jdata.Dataset | None = None,
+        time_limit_s: float | None = None, allow_changes: tuple[str, ...] = ()):
     """Trains (or resumes) ``config`` in ``workdir``; returns the final state.
 
+    Args:
+      dataset: the data, already loaded (default: ``config.data`` is loaded).
+      time_limit_s: a wall-clock budget for the whole run, resumptions included (the time
+        spent so far is kept in the checkpoints): training stops at the first step past it,
+        saves and returns. A rerun with a larger budget continues bitwise.
+      allow_changes: fields of ``configs.CHANGEABLE_ON_RESUME`` that may differ from the
+        workdir's config (e.g. a lower learning rate after a divergence).
+
     Raises:
-      WorkdirError: the workdir holds a run of a different config, or another trainer is running in it.
+      WorkdirError: the workdir holds a run of a different config or of other data, or another
+        trainer is running in it. Nothing in the workdir is changed then.
       NonFiniteLossError: losses became NaN/inf (the last good checkpoint is kept).
     """
+    if time_limit_s is not None and not time_limit_s > 0:
+        raise UserError(f"the time limit must be positive, got {time_limit_s} s")
     workdir = os.path.abspath(workdir)
     # Process 0 holds the workdir's lock for the run (a multi-process run is one trainer).
     with wd.one_trainer(workdir) if jax.process_index() == 0 else contextlib.nullcontext():
-        return _train(config, workdir, dataset)
+        return _train(config, workdir, dataset, time_limit_s, tuple(allow_changes))
 
 
-def _train(config: TrainConfig, workdir: str, dataset: jdata.Dataset | None):
+def _train(config: TrainConfig, workdir: str, dataset: jdata.Dataset | None, time_limit_s: float | None,
+           allow_changes: tuple[str, ...]):
     setup = prepare(wd.keep_schedule(workdir, config), dataset)
     config, mesh, family = setup.config, setup.mesh, setup.family
     is_chief = jax.process_index() == 0
-    wd.check_resumable(workdir, config)
-    if is_chief:
-        wd.write_config(workdir, config)
+    checkpoints = Checkpointer(wd.checkpoint_dir(workdir), config.max_to_keep)
+    latest = checkpoints.latest_metadata()
+    wd.check_resumable(workdir, config, allow_changes, latest and latest.get("config"))
 
     init_key, step_key = jax.random.split(jax.random.key(config.seed))
-    checkpoints = Checkpointer(wd.checkpoint_dir(workdir), config.max_to_keep)
     restored = checkpoints.restore_latest(abstract_state(setup))
+    spent = 0.0  # wall-clock seconds earlier runs of this workdir trained for
     if restored is None:
         state = jax.jit(family.init, out_shardings=parallel.replicated(mesh))(init_key)
         start = 0
     else:
-        state, _, start = restored
+        state, metadata, start = restored
+        wd.check_same_data(workdir, metadata, setup.data_digest, setup.dataset.name)
+        spent = float(metadata.get("train_seconds", 0.0))
+    # Written only once the run is known to be resumable: a refused resume leaves config.json as it was.
     if is_chief:
+        wd.write_config(workdir, config)
         wd.truncate_metrics(workdir, start)
+    if time_limit_s is not None and spent >= time_limit_s:
+        if is_chief:
+            print(f"{workdir} has already trained for {spent:.0f} s of its {time_limit_s:.0f} s budget "
+                  f"(step {start}); give a larger --time-limit to continue it", flush=True)
+        checkpoints.close()
+        return state
+    clock = _Budget(spent, time_limit_s, check_every=config.log_every)
 
     train_step = make_step(family, mesh)
     images = jdata.to_model_range(setup.dataset.images, family.data_range)
@@ -146,7 +177,8 @@ def _train(config: TrainConfig, workdir: str, dataset: jdata.Dataset | None):
             jax.block_until_ready(previous)
             done = step + 1
             progress.update(1)
-            preempted = preemption.should_stop(done)
+            out_of_time = clock.spent_at(done)
+            preempted = preemption.should_stop(done) or out_of_time
             fd_now = fd_tracker is not None and done % config.fd_every == 0
             log_now = done % config.log_every == 0 or done == config.steps or fd_now
             save_now = done % config.checkpoint_every == 0 or done == config.steps or preempted
@@ -154,10 +186,11 @@ def _train(config: TrainConfig, workdir: str, dataset: jdata.Dataset | None):
                 values = {k: float(v) for k, v in jax.device_get(metrics).items()}
                 if not all(math.isfinite(v) for v in values.values()):
                     raise _diverged(checkpoints, f"losses became non-finite between step "
-                                                 f"{last_checked + 1} and step {done} ({values})")
+                                                 f"{last_checked + 1} and step {done} ({values})",
+                                    config.learning_rate)
                 last_checked = done
                 if fd_now:
-                    values["fd"] = fd_tracker.update(done, state, checkpoint_metadata(setup, done))
+                    values["fd"] = fd_tracker.update(done, state, checkpoint_metadata(setup, done, clock.seconds()))
             if log_now and is_chief:
                 now = time.perf_counter()
                 rate = (done - last_logged) / max(now - last_time, 1e-9)
@@ -170,12 +203,16 @@ def _train(config: TrainConfig, workdir: str, dataset: jdata.Dataset | None):
             if save_now:
                 if not bool(_all_finite(state)):  # finite losses can still end in a NaN update
                     raise _diverged(checkpoints, f"the parameters became non-finite between step "
-                                                 f"{last_checked} and step {done}")
-                checkpoints.save(done, state, checkpoint_metadata(setup, done))
+                                                 f"{last_checked} and step {done}", config.learning_rate)
+                checkpoints.save(done, state, checkpoint_metadata(setup, done, clock.seconds()))
             if is_chief and (done % config.sample_every == 0 or done == config.steps):
                 write_sample_grid(setup, state, os.path.join(wd.samples_dir(workdir), f"step_{done:07d}.png"))
             if preempted:
-                if is_chief:
+                if is_chief and out_of_time:
+                    print(f"time limit reached: trained {clock.seconds():.0f} s of {time_limit_s:.0f} s; "
+                          f"checkpoint saved at step {done} in {checkpoints.directory}; rerun with a larger "
+                          "--time-limit (or none) to continue", flush=True)
+                elif is_chief:
                     print(f"preempted (SIGTERM or Ctrl-C): checkpoint saved at step {done} in "
                           f"{checkpoints.directory}; "
                           "rerun the same command to resume", flush=True)
@@ -189,14 +226,42 @@ def _train(config: TrainConfig, workdir: str, dataset: jdata.Dataset | None):
     return state
 
 
-def _diverged(checkpoints: Checkpointer, what: str) -> NonFiniteLossError:
+class _Budget:
+    """Wall-clock seconds trained (this run plus ``spent`` before it) against an optional limit.
+
+    Processes' clocks differ, so in a multi-process run process 0 decides, every ``check_every``
+    steps, and every process stops at the step it broadcast.
+    """
+
+    def __init__(self, spent: float, limit: float | None, check_every: int):
+        self._spent, self._limit, self._every = spent, limit, check_every
+        self._started = time.perf_counter()
+        self._multi_process = jax.process_count() > 1
+
+    def seconds(self) -> float:
+        return self._spent + time.perf_counter() - self._started
+
+    def spent_at(self, step: int) -> bool:
+        if self._limit is None:
+            return False
+        if not self._multi_process:
+            return self.seconds() >= self._limit
+        if step % self._every:
+            return False
+        from jax.experimental import multihost_utils
+        return bool(multihost_utils.broadcast_one_to_all(self.seconds() >= self._limit))
+
+
+def _diverged(checkpoints: Checkpointer, what: str, learning_rate: float) -> NonFiniteLossError:
     """Closes the checkpoints (the last good one stays) and says how to go on."""
     checkpoints.wait()
     kept = checkpoints.latest_step()
     checkpoints.close()
+    where = f"the last good checkpoint (step {kept}) is kept" if kept is not None else "no checkpoint was saved yet"
     return NonFiniteLossError(
-        f"{what}; the last good checkpoint (step {kept}) is kept in {checkpoints.directory}. "
-        "Lower the learning rate (--set learning_rate=...) and resume from it, or start a new workdir")
+        f"{what}; {where} in {checkpoints.directory}. Lower the learning rate and continue: rerun the "
+        f"same command with --set learning_rate={learning_rate / 2:g} --allow-change learning_rate, or "
+        "start a new --workdir")
 
 
 @jax.jit
