@@ -329,7 +329,7 @@ def test_folder_without_classes_is_grey_and_unlabelled(tmp_path):
 def test_folder_mixed_sizes_error_and_resize(tmp_path):
     write_png(tmp_path / "a.png", (8, 8))
     write_png(tmp_path / "b.png", (6, 10))
-    with pytest.raises(DataError, match="image_size") as err:
+    with pytest.raises(DataError, match=r"--set image_size=64") as err:
         data.load_folder(tmp_path)
     message = str(err.value)
     assert "a.png" in message and "b.png" in message

@@ -220,3 +220,24 @@ def test_eval_reads_its_own_png_output(run, tmp_path):
     result = json.loads((tmp_path / "e.json").read_text())
     assert 0.0 <= result["label_agreement"] <= 1.0 and result["tstr_accuracy"] is not None
     assert snapshot(out) == before
+
+
+def test_every_flag_a_message_suggests_exists():
+    """A flag named anywhere in jsynth's source (error messages, help) is one the CLI accepts."""
+    import argparse
+    import pathlib
+    from jsynth.cli import build_parser
+
+    accepted = set()
+    parsers = [build_parser()]
+    while parsers:
+        parser = parsers.pop()
+        for action in parser._actions:
+            accepted.update(action.option_strings)
+            if isinstance(action, argparse._SubParsersAction):
+                parsers.extend(action.choices.values())
+    foreign = {"--logdir"}  # tensorboard's own flag, in a docstring telling how to view the events
+    source = pathlib.Path(__file__).parent.parent / "jsynth"
+    named = {(flag, path.name) for path in source.rglob("*.py")
+             for flag in re.findall(r"(?<![\w-])--[a-z][a-z-]*[a-z](?![\w])", path.read_text())}
+    assert {(f, p) for f, p in named if f not in accepted | foreign} == set()

@@ -65,8 +65,8 @@ def _check_sizes(sizes: list[tuple[int, int]], files: list[Path]) -> None:
         if size != sizes[0]:
             raise DataError(
                 f"Images differ in size: {files[0]} is {sizes[0][0]}x{sizes[0][1]} but "
-                f"{path} is {size[0]}x{size[1]} (width x height). Pass image_size "
-                "(e.g. --image-size 64) to resize every image to one square size."
+                f"{path} is {size[0]}x{size[1]} (width x height). Set image_size "
+                "(`jsynth train ... --set image_size=64`) to resize every image to one square size."
             )
 
 
