@@ -34,8 +34,11 @@ def build_gan(config: TrainConfig, image_shape, num_classes: int, axis_name: str
 
 def build_vae(config: TrainConfig, image_shape, num_classes: int):
     dtype = compute_dtype(config)
-    make = make_mlp_vae if config.model == "mlpvae" else make_conv_vae
-    return make(tuple(int(s) for s in image_shape), num_classes, config.width, config.latent_dim, dtype)
+    image_shape, film = tuple(int(s) for s in image_shape), config.vae_conditioning == "film"
+    if config.model == "mlpvae":
+        return make_mlp_vae(image_shape, num_classes, config.width, config.latent_dim, dtype, film=film)
+    return make_conv_vae(image_shape, num_classes, config.width, config.latent_dim, dtype, film=film,
+                         res_blocks=config.res_blocks)
 
 
 def learning_rate_schedule(config: TrainConfig, peak: float) -> optax.Schedule:
@@ -68,4 +71,6 @@ def build_family(config: TrainConfig, image_shape, num_classes: int,
         return GANFamily(generator, discriminator, build_optimizer(config), build_optimizer(config),
                          ema_decay=config.ema_decay, axis_name=axis_name)
     return VAEFamily(build_vae(config, image_shape, num_classes), build_optimizer(config), beta=config.beta,
-                     likelihood=config.likelihood, axis_name=axis_name)
+                     likelihood=config.likelihood, kl_warmup_steps=config.kl_warmup_steps,
+                     free_bits=config.free_bits, iwae_samples=config.iwae_samples, binarize=config.binarize,
+                     axis_name=axis_name)

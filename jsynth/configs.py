@@ -18,6 +18,7 @@ MODEL_FAMILIES = {"mlpgan": "gan", "dcgan": "gan", "mlpvae": "vae", "convvae": "
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("constant", "cosine", "warmup_cosine")
 LIKELIHOODS = ("bernoulli", "gaussian")
+VAE_CONDITIONINGS = ("input", "film")  # label at the decoder's input only, or also FiLM on every hidden layer
 COMPUTE_DTYPES = ("float32", "bfloat16")
 
 # Per-model defaults for the None fields: width, latent_dim, learning_rate, b1.
@@ -51,6 +52,12 @@ class TrainConfig:
     dropout: float = 0.0             # discriminator dropout
     likelihood: str = "bernoulli"    # VAE decoder
     beta: float = 1.0                # VAE: weight of the KL term
+    kl_warmup_steps: int = 0         # VAE: the KL weight ramps linearly from 0 to beta over these steps
+    free_bits: float = 0.0           # VAE: nats of KL per latent dimension that cost nothing (0: off)
+    iwae_samples: int = 1            # VAE: k > 1 trains on the IWAE bound with k samples (1: the ELBO)
+    binarize: bool = False           # VAE: train on x ~ Bernoulli(pixel), drawn afresh every step
+    vae_conditioning: str = "input"  # VAE, conditional: "input", or "film" (label on every decoder layer)
+    res_blocks: int = 0              # convvae: residual blocks at each resolution of encoder and decoder
     image_size: int | None = None    # resize folder: images to this square size
     compute_dtype: str = "float32"   # parameters stay float32
     # Optimisation.
@@ -89,6 +96,7 @@ class TrainConfig:
         _check(0.0 <= self.dropout < 1.0, "dropout", self.dropout, "in [0, 1)")
         _check(0.0 <= self.ema_decay < 1.0, "ema_decay", self.ema_decay, "in [0, 1)")
         _check(self.beta >= 0, "beta", self.beta, "non-negative")
+        self._check_vae_fields()
         _check(self.learning_rate is None or self.learning_rate > 0, "learning_rate",
                self.learning_rate, "positive")
         _check(self.warmup_steps >= 0, "warmup_steps", self.warmup_steps, "non-negative")
@@ -98,6 +106,28 @@ class TrainConfig:
         _check(0.0 <= self.b2 < 1.0, "b2", self.b2, "in [0, 1) (Adam's second-moment decay)")
         _check(self.weight_decay >= 0.0, "weight_decay", self.weight_decay, "non-negative")
         _check(self.fd_every >= 0, "fd_every", self.fd_every, "a non-negative integer")
+
+    def _check_vae_fields(self):
+        _check(self.kl_warmup_steps >= 0, "kl_warmup_steps", self.kl_warmup_steps, "a non-negative integer")
+        _check(self.free_bits >= 0, "free_bits", self.free_bits, "non-negative (nats per latent dimension)")
+        _check(self.iwae_samples >= 1, "iwae_samples", self.iwae_samples, "a positive integer (1: the ELBO)")
+        _check(self.res_blocks >= 0, "res_blocks", self.res_blocks, "a non-negative integer")
+        _check(self.vae_conditioning in VAE_CONDITIONINGS, "vae_conditioning", self.vae_conditioning,
+               f"one of {VAE_CONDITIONINGS}")
+        _check(self.iwae_samples == 1 or not self.free_bits, "free_bits", self.free_bits,
+               f"0 with iwae_samples={self.iwae_samples} (free bits floor the ELBO's analytic KL, "
+               "which the IWAE bound does not have)")
+        _check(not self.binarize or self.likelihood == "bernoulli", "binarize", self.binarize,
+               f"false with likelihood={self.likelihood!r} (binary data need the bernoulli likelihood)")
+        _check(self.vae_conditioning == "input" or self.conditional, "vae_conditioning",
+               self.vae_conditioning, "'input' for an unconditional model (set conditional=true for 'film')")
+        _check(self.res_blocks == 0 or self.model == "convvae", "res_blocks", self.res_blocks,
+               f"0 for model={self.model!r} (residual blocks are a convvae option)")
+        if self.family != "vae":
+            defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+            for name in ("kl_warmup_steps", "free_bits", "iwae_samples", "binarize", "vae_conditioning"):
+                _check(getattr(self, name) == defaults[name], name, getattr(self, name),
+                       f"{defaults[name]!r} for model={self.model!r} (a VAE option)")
 
     @property
     def family(self) -> str:

@@ -34,6 +34,7 @@ from jsynth.evaluate.classify import eval_mesh
 from jsynth.evaluate.frechet import feature_statistics, frechet_distance, frechet_distance_infinity
 from jsynth.evaluate.neighbours import DEFAULT_CHUNK_SIZE, k_nearest, nearest_distances
 from jsynth.evaluate.options import EvalOptions
+from jsynth.evaluate.posterior_metrics import posterior_metrics
 from jsynth.evaluate.prdc import density_coverage, precision_recall
 from jsynth.evaluate.privacy import dcr_share_from_distances, membership_auc_from_distances, nndr_from_distances
 
@@ -66,7 +67,8 @@ def _rows(n: int, limit: int, seed: int, salt: int) -> np.ndarray:
 def evaluate(images: np.ndarray, labels: np.ndarray | None, real: jsplits.RealSplits, *,
              options: EvalOptions = EvalOptions(), generator_data: str | None = None,
              source: dict | None = None, json_path: str | None = None, report_dir: str | None = None,
-             fd_history: list[tuple[int, float]] | None = None, progress: bool = True) -> dict:
+             fd_history: list[tuple[int, float]] | None = None, progress: bool = True,
+             model_metrics: tuple[dict, dict] = ({}, {})) -> dict:
     """Evaluates synthetic images against real data; writes the JSON and the report if asked.
 
     Args:
@@ -80,6 +82,8 @@ def evaluate(images: np.ndarray, labels: np.ndarray | None, real: jsplits.RealSp
       report_dir: the report folder (None: beside the JSON as <stem>_report/, or none).
       fd_history: (step, FD) pairs logged during training, plotted in the report.
       progress: stage lines on stderr.
+      model_metrics: (results, protocol) of the model itself, merged in (``posterior_metrics``:
+        a VAE's ``nll_nats`` and ``active_units``).
 
     Returns:
       The result dict (the JSON's content).
@@ -133,9 +137,11 @@ def evaluate(images: np.ndarray, labels: np.ndarray | None, real: jsplits.RealSp
     privacy, artefacts = _privacy(images, fake_features, train, heldout, net, options)
     result.update(privacy)
     clock.stage("")
+    result.update(model_metrics[0])
 
     result["protocol"] = _protocol(net, real, options, recipe, source, generator_data, len(images),
                                    labels is not None, artefacts["counts"])
+    result["protocol"].update(model_metrics[1])
     result["warnings"] = warnings
     result["seconds"] = clock.seconds
     report_dir = report_dir or (report.default_report_dir(json_path) if json_path and options.report else None)
@@ -216,6 +222,8 @@ def summary(result: dict) -> str:
              line("fd", "precision", "recall", "density", "coverage"),
              line("tstr_accuracy", "trtr_accuracy", "utility_ratio"),
              line("dcr_share", "nndr_median", "mia_auc")]
+    if "active_units" in result:
+        lines.append(line("nll_nats", "active_units"))
     lines += [f"augmentation {row['fraction']:.0%}: {row['real_only']:.4f} -> {row['real_plus_synthetic']:.4f} "
               f"({row['lift']:+.4f})" for row in result.get("augmentation", [])]
     lines += [f"warning: {w}" for w in result.get("warnings", [])]
@@ -266,10 +274,11 @@ def evaluate_run(workdir: str, data_spec: str | None = None, *, num: int | None 
     source = {"kind": "run", "workdir": os.path.abspath(workdir), "model": model.config.model,
               "checkpoint_step": model.step, "seed": options.seed, "ema": use_ema,
               "sampling_seconds": round(time.perf_counter() - started, 2)}
+    model_metrics = posterior_metrics(model, real.heldout, options, progress=progress)
     json_path = json_path or os.path.join(workdir, "eval", "eval.json")
     return evaluate(images, labels, real, options=options, generator_data=model.data, source=source,
                     json_path=json_path, report_dir=report_dir, fd_history=report.read_fd_history(workdir),
-                    progress=progress)
+                    progress=progress, model_metrics=model_metrics)
 
 
 def load_synthetic(path: str) -> tuple[np.ndarray, np.ndarray | None]:

@@ -9,7 +9,7 @@ compiles once per model) and its bound ``update`` can be jitted like any functio
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Protocol, runtime_checkable
 
 import jax
 
@@ -59,6 +59,19 @@ class ModelFamily(Protocol):
 
     def parameter_counts(self, state: PyTree) -> dict[str, int]:
         """Parameters per network, by state field (what ``jsynth train --dry-run`` prints)."""
+
+
+@runtime_checkable
+class HasPosterior(Protocol):
+    """A family whose model also has an encoder q(z|x) and a likelihood p(x|z) (the VAEs): what
+    ``jsynth.evaluate.nll`` (importance-sampled log p(x)) and ``jsynth.evaluate.latents`` (active
+    units) need. ``jsynth eval`` checks for this capability, never for a family's name."""
+
+    @property
+    def posterior(self) -> Any:
+        """Hashable, reading the variables ``sample_variables`` returns: ``likelihood`` ("bernoulli"
+        or "gaussian"), ``latent_dim``, ``encode(variables, x, labels) -> (mean, log_var)`` and
+        ``log_likelihood(variables, z, x, labels) -> (B,)``."""
 
 
 def count_parameters(tree: PyTree) -> int:

@@ -1,5 +1,14 @@
-"""The VAE family: an encoder and a decoder trained on the beta-weighted negative ELBO, sampled
-by decoding standard normal latents."""
+"""The VAE family: an encoder and a decoder trained on the beta-weighted negative ELBO (or the
+IWAE bound), sampled by decoding standard normal latents.
+
+Training recipes, each a field (``jsynth.builders`` sets them from the config): ``beta`` weights
+the KL term, ``kl_warmup_steps`` ramps that weight from 0 (Bowman et al. 2016; computed from
+``state.step``, so no state is added and resumes are exact), ``free_bits`` floors each latent
+dimension's KL (Kingma et al. 2016), ``iwae_samples`` > 1 trains on the IWAE bound (Burda et al.
+2016), and ``binarize`` trains on data binarised afresh every step (x ~ Bernoulli(pixel)), the
+setting in which the Bernoulli likelihood is a true likelihood and ``jsynth.evaluate.nll``'s
+estimate compares with the literature's.
+"""
 from __future__ import annotations
 
 import dataclasses
@@ -15,7 +24,7 @@ from jsynth.configs import LIKELIHOODS
 from jsynth.errors import InputError
 from jsynth.families.interface import count_parameters
 from jsynth.models.vae import VAE, decoder_mean
-from jsynth.train.steps import mean_over, normal_rows, vary
+from jsynth.train.steps import mean_over, normal_rows, uniform_rows, vary
 
 PyTree = Any
 
@@ -47,6 +56,65 @@ class VAEDecode:
 
 
 @dataclasses.dataclass(frozen=True)
+class VAEPosterior:
+    """The VAE as a latent-variable model: q(z|x) and log p(x|z); hashable (a jit cache key).
+
+    What ``jsynth.evaluate.nll`` (importance-sampled log p(x)) and ``jsynth.evaluate.latents``
+    (active units) need; ``importance_terms`` is the same computation the IWAE objective trains on.
+    """
+
+    vae: VAE
+    likelihood: str
+
+    @property
+    def latent_dim(self) -> int:
+        return self.vae.latent_dim
+
+    def encode(self, variables, x, labels=None):
+        """(mean, log_var) of q(z | x), each (B, latent_dim)."""
+        return self.vae.apply(variables, x, labels, method=VAE.encode)
+
+    def log_likelihood(self, variables, z, x, labels=None):
+        """log p(x | z) per row, (B,), for latents z (B, latent_dim) and images x (B, H, W, C)."""
+        logits = self.vae.apply(variables, z, labels, method=VAE.decode)
+        return losses.log_likelihood(logits, x, self.likelihood, variables["params"]["log_sigma"])
+
+
+def importance_terms(posterior, variables, x, labels, eps, encoded=None):
+    """log p(x|z_i), log p(z_i) and log q(z_i|x) for z_i = mean + sigma * eps_i, each (B, k).
+
+    Args:
+      posterior: ``encode(variables, x, labels)`` and ``log_likelihood(variables, z, x, labels)``
+        (a ``VAEPosterior``, or any model of that shape).
+      eps: (B, k, D) standard normal noise, k samples per row.
+      encoded: (mean, log_var) of ``x`` if already computed (``encode`` is then not called).
+    """
+    mean, log_var = posterior.encode(variables, x, labels) if encoded is None else encoded
+    rows, k, dim = eps.shape
+    z = mean[:, None, :] + jnp.exp(0.5 * log_var)[:, None, :] * eps
+
+    def repeat(a):  # each row k times in a row, the order of z's (rows, k) reshaped
+        return None if a is None else jnp.repeat(a, k, axis=0)
+
+    log_lik = posterior.log_likelihood(variables, z.reshape((rows * k, dim)), repeat(x), repeat(labels))
+    log_prior = losses.standard_normal_log_density(z)
+    log_q = losses.diagonal_normal_log_density(z, mean[:, None, :], log_var[:, None, :])
+    return log_lik.reshape((rows, k)), log_prior, log_q
+
+
+def kl_weight(step, beta: float, warmup_steps: int):
+    """The KL term's weight at ``step``: beta * min(1, step / warmup_steps) (beta when no warm-up)."""
+    if warmup_steps == 0:
+        return beta
+    return beta * jnp.minimum(1.0, step.astype(jnp.float32) / warmup_steps)
+
+
+def binarized(x, uniform):
+    """x ~ Bernoulli(x) elementwise from uniform [0, 1) noise of x's shape: 1.0 where uniform < x."""
+    return (uniform < x).astype(x.dtype)
+
+
+@dataclasses.dataclass(frozen=True)
 class VAEFamily:
     """A VAE (``jsynth.models.VAE``); ``latent_dim``, ``num_classes`` and the image shape are its own."""
 
@@ -54,6 +122,10 @@ class VAEFamily:
     optimizer: optax.GradientTransformation
     beta: float = 1.0                 # weight of the KL term
     likelihood: str = "bernoulli"     # or "gaussian" (scale: the VAE's learned log_sigma)
+    kl_warmup_steps: int = 0          # the KL weight ramps linearly from 0 to beta over these steps
+    free_bits: float = 0.0            # nats per latent dimension free of KL cost (0: off)
+    iwae_samples: int = 1             # k > 1: train on the IWAE bound with k samples (1: the ELBO)
+    binarize: bool = False            # train on x ~ Bernoulli(pixel), drawn afresh each step
     axis_name: str | None = None
 
     data_range: ClassVar[str] = "unit"
@@ -64,6 +136,14 @@ class VAEFamily:
             raise InputError(f"likelihood must be one of {LIKELIHOODS}, got {self.likelihood!r}")
         if not self.beta >= 0.0:
             raise InputError(f"beta must be >= 0, got {self.beta}")
+        if self.kl_warmup_steps < 0 or not self.free_bits >= 0.0 or self.iwae_samples < 1:
+            raise InputError(f"need kl_warmup_steps >= 0, free_bits >= 0 and iwae_samples >= 1, got "
+                             f"{self.kl_warmup_steps}, {self.free_bits}, {self.iwae_samples}")
+        if self.iwae_samples > 1 and self.free_bits:
+            raise InputError("free_bits floors the ELBO's analytic KL per dimension; the IWAE bound "
+                             "(iwae_samples > 1) has no such term: use one or the other")
+        if self.binarize and self.likelihood != "bernoulli":
+            raise InputError(f"binarize needs the bernoulli likelihood, got {self.likelihood!r}")
 
     @property
     def latent_dim(self) -> int:
@@ -81,6 +161,10 @@ class VAEFamily:
     def decode(self) -> VAEDecode:
         return VAEDecode(self.vae)
 
+    @property
+    def posterior(self) -> VAEPosterior:
+        return VAEPosterior(self.vae, self.likelihood)
+
     def _init_variables(self, key):
         init_key, noise_key = jax.random.split(key)
         labels = jnp.zeros((1,), jnp.int32) if self.num_classes else None
@@ -91,22 +175,44 @@ class VAEFamily:
         return VAEState(step=jnp.zeros((), jnp.int32), params=params, opt_state=self.optimizer.init(params))
 
     def update(self, state: VAEState, batch, key):
-        """Descends the beta-weighted negative ELBO."""
+        """Descends the beta-weighted negative ELBO (or, with ``iwae_samples`` > 1, the IWAE loss).
+
+        The noise (latents, and binarisation) is drawn for the global batch as ``normal_rows``
+        draws it, so a step's result does not depend on the device count.
+        """
         x = batch["image"]
         labels = batch["label"] if self.num_classes else None
-        noise = normal_rows(key, (x.shape[0], self.latent_dim), self.axis_name)
+        if self.binarize:
+            x = binarized(x, uniform_rows(jax.random.fold_in(key, 1), x.shape, self.axis_name))
+        weight = kl_weight(state.step, self.beta, self.kl_warmup_steps)
+        if self.iwae_samples > 1:
+            noise = normal_rows(key, (x.shape[0], self.iwae_samples, self.latent_dim), self.axis_name)
+        else:
+            noise = normal_rows(key, (x.shape[0], self.latent_dim), self.axis_name)
 
         def loss_fn(params):
+            if self.iwae_samples > 1:
+                terms = importance_terms(self.posterior, {"params": params}, x, labels, noise)
+                return losses.negative_iwae(*terms, beta=weight)
             logits, mean, log_var = self.vae.apply({"params": params}, x, labels, noise=noise)
-            return losses.negative_elbo(logits, x, mean, log_var, beta=self.beta, likelihood=self.likelihood,
-                                        log_sigma=params["log_sigma"])
+            decide_by = None
+            if self.free_bits and self.axis_name is not None:
+                # The global batch's per-dimension KL decides the floor on every device (see free_bits_kl).
+                decide_by = mean_over(jax.lax.stop_gradient(
+                    jnp.mean(losses.gaussian_kl_per_dim(mean, log_var), axis=0)), self.axis_name)
+            return losses.negative_elbo(logits, x, mean, log_var, beta=weight, likelihood=self.likelihood,
+                                        log_sigma=params["log_sigma"], free_bits=self.free_bits,
+                                        free_bits_decide_by=decide_by)
 
         (loss, terms), grads = jax.value_and_grad(loss_fn, has_aux=True)(vary(state.params, self.axis_name))
         grads = mean_over(grads, self.axis_name)
         updates, opt_state = self.optimizer.update(grads, state.opt_state, state.params)
         new_state = VAEState(step=state.step + 1, params=optax.apply_updates(state.params, updates),
                              opt_state=opt_state)
-        return new_state, mean_over({"loss": loss, **terms}, self.axis_name)
+        metrics = {"loss": loss, **terms}
+        if self.kl_warmup_steps:
+            metrics["kl_weight"] = weight
+        return new_state, mean_over(metrics, self.axis_name)
 
     def sample_variables(self, state: VAEState, use_ema: bool = True) -> dict:
         """The VAE's parameters (a VAE keeps no EMA: ``use_ema`` changes nothing)."""

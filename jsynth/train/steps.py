@@ -60,13 +60,22 @@ def normal_rows(key, shape, axis_name):
     so the per-device step sees exactly the noise of the jitted global-batch step (the latents
     are tiny next to the networks, so drawing them N times costs nothing that matters).
     """
+    return _rows(jax.random.normal, key, shape, axis_name)
+
+
+def uniform_rows(key, shape, axis_name):
+    """Uniform [0, 1) noise for this device's rows of the batch, drawn as ``normal_rows`` draws."""
+    return _rows(jax.random.uniform, key, shape, axis_name)
+
+
+def _rows(draw, key, shape, axis_name):
     if axis_name is None:
-        noise = jax.random.normal(key, shape)
+        noise = draw(key, shape)
         if DATA_AXIS not in jax.sharding.get_abstract_mesh().axis_names:
             return noise
         return jax.lax.with_sharding_constraint(noise, P(DATA_AXIS))
     rows, devices = shape[0], jax.lax.psum(1, axis_name)
-    every_row = jax.random.normal(key, (rows * devices,) + tuple(shape[1:]))
+    every_row = draw(key, (rows * devices,) + tuple(shape[1:]))
     return jax.lax.dynamic_slice_in_dim(every_row, jax.lax.axis_index(axis_name) * rows, rows)
 
 
