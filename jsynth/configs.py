@@ -20,11 +20,14 @@ SCHEDULES = ("constant", "cosine", "warmup_cosine")
 LIKELIHOODS = ("bernoulli", "gaussian")
 VAE_CONDITIONINGS = ("input", "film")  # label at the decoder's input only, or also FiLM on every hidden layer
 COMPUTE_DTYPES = ("float32", "bfloat16")
+GAN_LOSSES = ("nonsaturating", "hinge", "wgan-gp")
+D_CONDITIONINGS = ("concat", "projection")  # how a conditional discriminator takes the label
+DIFFAUGMENTS = ("translation", "cutout", "color")  # DiffAugment's transformations (jsynth.augment)
 
-# Per-model defaults for the None fields: width, latent_dim, learning_rate, b1.
+# Per-model defaults for the None fields: width, latent_dim, learning_rate, b1 (and d_conditioning).
 _MODEL_DEFAULTS = {
-    "mlpgan": dict(width=128, latent_dim=100, learning_rate=2e-4, b1=0.5),
-    "dcgan": dict(width=64, latent_dim=100, learning_rate=2e-4, b1=0.5),
+    "mlpgan": dict(width=128, latent_dim=100, learning_rate=2e-4, b1=0.5, d_conditioning="concat"),
+    "dcgan": dict(width=64, latent_dim=100, learning_rate=2e-4, b1=0.5, d_conditioning="projection"),
     "mlpvae": dict(width=400, latent_dim=20, learning_rate=1e-3, b1=0.9),
     "convvae": dict(width=32, latent_dim=20, learning_rate=1e-3, b1=0.9),
 }
@@ -74,6 +77,16 @@ class TrainConfig:
     checkpoint_every: int = 500
     max_to_keep: int = 3
     log_every: int = 50
+    # GAN recipe (README, "GAN recipes").
+    gan_loss: str = "nonsaturating"    # "nonsaturating", "hinge" or "wgan-gp"
+    gp_weight: float = 10.0            # wgan-gp: weight of the gradient penalty
+    r1_gamma: float = 0.0              # R1 penalty gamma/2 E||grad_x D(x_real)||^2 (0: off)
+    r1_every: int = 1                  # lazy R1: applied every k steps, scaled by k
+    n_critic: int = 1                  # discriminator updates per generator update
+    d_learning_rate: float | None = None  # the discriminator's (None: learning_rate)
+    spectral_norm: bool = False        # spectrally normalised discriminator
+    d_conditioning: str | None = None  # conditional D: "concat" or "projection" (None: the model's own)
+    diffaugment: str = ""              # DiffAugment: comma list of translation,cutout,color ("": off)
     sample_every: int = 500
     num_devices: int | None = None   # None: every device
     progress: bool = True
@@ -101,6 +114,7 @@ class TrainConfig:
                self.learning_rate, "positive")
         _check(self.warmup_steps >= 0, "warmup_steps", self.warmup_steps, "non-negative")
         _check(self.warmup_steps <= self.steps, "warmup_steps", self.warmup_steps,
+        self._check_gan_fields()
                f"at most steps={self.steps} (the warm-up would never end)")
         _check(self.b1 is None or 0.0 <= self.b1 < 1.0, "b1", self.b1, "in [0, 1) (Adam's first-moment decay, SGD's momentum)")
         _check(0.0 <= self.b2 < 1.0, "b2", self.b2, "in [0, 1) (Adam's second-moment decay)")
@@ -132,6 +146,31 @@ class TrainConfig:
     @property
     def family(self) -> str:
         return MODEL_FAMILIES[self.model]
+
+    def _check_gan_fields(self):
+        _check(self.gan_loss in GAN_LOSSES, "gan_loss", self.gan_loss, f"one of {GAN_LOSSES}")
+        _check(self.gp_weight >= 0, "gp_weight", self.gp_weight, "non-negative")
+        _check(self.r1_gamma >= 0, "r1_gamma", self.r1_gamma, "non-negative (0: no R1 penalty)")
+        _check(self.r1_every >= 1, "r1_every", self.r1_every, "a positive integer (1: R1 at every step)")
+        _check(self.n_critic >= 1, "n_critic", self.n_critic, "a positive integer (1: simultaneous updates)")
+        _check(self.d_learning_rate is None or self.d_learning_rate > 0, "d_learning_rate",
+               self.d_learning_rate, "positive, or none for learning_rate's value")
+        _check(self.d_conditioning is None or self.d_conditioning in D_CONDITIONINGS, "d_conditioning",
+               self.d_conditioning, f"one of {D_CONDITIONINGS}")
+        names = self.diffaugment_names
+        _check(set(names) <= set(DIFFAUGMENTS) and len(set(names)) == len(names), "diffaugment",
+               self.diffaugment, f"a comma list of distinct names from {DIFFAUGMENTS}, or '' for none")
+        if self.family != "gan":
+            defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+            for name in ("gan_loss", "gp_weight", "r1_gamma", "r1_every", "n_critic", "d_learning_rate",
+                         "spectral_norm", "d_conditioning", "diffaugment"):
+                _check(getattr(self, name) == defaults[name], name, getattr(self, name),
+                       f"{defaults[name]!r} for model={self.model!r} (a GAN option)")
+
+    @property
+    def diffaugment_names(self) -> tuple[str, ...]:
+        """``diffaugment``'s transformations in the order given ("translation, cutout" -> two)."""
+        return tuple(name.strip() for name in self.diffaugment.split(",") if name.strip())
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)

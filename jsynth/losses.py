@@ -28,6 +28,74 @@ def generator_loss_nonsaturating(fake_logits):
     return jnp.mean(optax.sigmoid_binary_cross_entropy(fake_logits, jnp.ones_like(fake_logits)))
 
 
+def discriminator_loss_hinge(real_logits, fake_logits):
+    """Hinge discriminator loss (Lim & Ye 2017; Miyato et al. 2018).
+
+    L_D = E[relu(1 - D(x))] + E[relu(1 + D(G(z)))], each averaged over its batch.
+    """
+    return jnp.mean(jax.nn.relu(1.0 - real_logits)) + jnp.mean(jax.nn.relu(1.0 + fake_logits))
+
+
+def critic_loss_wasserstein(real_logits, fake_logits):
+    """Wasserstein critic loss (Arjovsky et al. 2017): L_D = E[D(G(z))] - E[D(x)].
+
+    Its negative estimates the Wasserstein-1 distance only while the critic is (about)
+    1-Lipschitz: pair it with ``gradient_penalty`` or spectral normalisation.
+    """
+    return jnp.mean(fake_logits) - jnp.mean(real_logits)
+
+
+def generator_loss_critic(fake_logits):
+    """L_G = -E[D(G(z))]: the generator loss of both the hinge and the Wasserstein GAN."""
+    return -jnp.mean(fake_logits)
+
+
+def _input_gradients(critic, x):
+    """d critic(x)_i / d x_i for every example i, in float32.
+
+    The critic's outputs are summed over the batch before differentiating, which gives each
+    example's own gradient because a discriminator treats examples independently (ours have no
+    BatchNorm). The sum is taken in float32, and the gradient w.r.t. a float32 input comes back
+    in float32 even when the critic computes in bfloat16.
+    """
+    return jax.grad(lambda x: jnp.sum(critic(x).astype(jnp.float32)))(x.astype(jnp.float32))
+
+
+def _squared_norms(grads):
+    """||g_i||^2 over all non-batch axes, per example, in float32."""
+    return jnp.sum(jnp.square(grads.astype(jnp.float32)).reshape((grads.shape[0], -1)), axis=-1)
+
+
+def gradient_penalty(critic, real, fake, eps):
+    """WGAN-GP's penalty (Gulrajani et al. 2017): E[(||grad_x critic(x_hat)||_2 - 1)^2].
+
+    x_hat_i = eps_i * real_i + (1 - eps_i) * fake_i, one ``eps`` in [0, 1] per example (shape
+    (B,)); the norm is over all of an example's axes. Interpolation, gradient norm and mean are
+    computed in float32 whatever the inputs' dtype: in bfloat16 the squares of small gradient
+    entries would underflow and the norm lose most of its digits.
+
+    Args:
+      critic: ``x (B, ...) -> scores (B,)``; differentiable in x.
+      real, fake: (B, ...) arrays (stop the fake's gradient first to keep the generator out).
+      eps: (B,) interpolation weights.
+    Returns:
+      The scalar penalty (float32).
+    """
+    eps = eps.astype(jnp.float32).reshape((-1,) + (1,) * (real.ndim - 1))
+    mixed = eps * real.astype(jnp.float32) + (1.0 - eps) * fake.astype(jnp.float32)
+    # The 1e-12 keeps sqrt's gradient finite where a critic's input gradient is exactly zero.
+    norms = jnp.sqrt(_squared_norms(_input_gradients(critic, mixed)) + 1e-12)
+    return jnp.mean(jnp.square(norms - 1.0))
+
+
+def r1_penalty(critic, real, gamma):
+    """R1 regulariser (Mescheder et al. 2018): gamma / 2 * E[||grad_x D(x)||^2] on real data.
+
+    Computed in float32 like ``gradient_penalty``. Returns the scalar penalty.
+    """
+    return 0.5 * gamma * jnp.mean(_squared_norms(_input_gradients(critic, real)))
+
+
 def gaussian_kl_per_dim(mean, log_var):
     """KL(N(mean, exp(log_var)) || N(0, 1)) per example and latent dimension.
 

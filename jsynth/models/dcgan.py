@@ -10,7 +10,8 @@ Two generator layouts, both exactly as defined in ``docs/architectures.md``:
   BatchNorm + ReLU between, no biases. 8x8 has one upsampling, 64x64 has four.
 
 Class-conditional generators concatenate a one-hot code to z; the conditional discriminator adds a
-projection term <embed(y), features> to its logit (Miyato & Koyama 2018).
+projection term <embed(y), features> to its logit (Miyato & Koyama 2018), or takes the one-hot
+code as input channels (``conditioning="concat"``).
 BatchNorm momentum/epsilon follow PyTorch (0.1 / 1e-5), so running statistics mean the same thing.
 
 ``upsample`` chooses how the generator's transposed convolutions are computed, not what they
@@ -30,7 +31,9 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from jsynth.errors import InputError
+from jsynth.models.conditioning import check_conditioning, projection
 from jsynth.models.mlp import check_latents, one_hot_or_none
+from jsynth.models.spectral import spectrally_normalized
 from jsynth.models.subpixel import UPSAMPLE_MODES, SubPixelConvTranspose
 from jsynth.models.winograd import WinogradConv
 
@@ -122,6 +125,10 @@ class DCGANDiscriminator(nn.Module):
     ``downsample="winograd"`` (default) computes the convolution that outputs a 7x7 or 8x8 map
     by ``jsynth.models.winograd.WinogradConv`` (its gradients are matrix products: the training
     step is faster), ``"conv"`` all of them by ``flax.linen.Conv``; the parameters are the same.
+
+    ``conditioning``: "projection" (default) adds <embed(y), features> to the logit; "concat"
+    feeds the one-hot label as extra input channels instead (``jsynth.models.conditioning``).
+    ``spectral_norm``: every weight matrix spectrally normalised (``jsynth.models.spectral``).
     """
 
     width: int = 64
@@ -129,31 +136,35 @@ class DCGANDiscriminator(nn.Module):
     dropout: float = 0.0
     dtype: Any = jnp.float32
     downsample: str = "winograd"  # "winograd" | "conv": same function and parameters, see above
+    conditioning: str = "projection"
+    spectral_norm: bool = False
 
     @nn.compact
     def __call__(self, x, labels=None, train: bool = False):
         if self.downsample not in DOWNSAMPLE_MODES:
             raise ValueError(f"downsample must be one of {DOWNSAMPLE_MODES}, got {self.downsample!r}")
+        check_conditioning(self.conditioning)
+        wrap = functools.partial(spectrally_normalized, enabled=self.spectral_norm, train=train)
         size = x.shape[1]
         kernel, stop = (5, 7) if size == 28 else (4, 4)
         h = x.astype(self.dtype)
+        if self.conditioning == "concat":
+            code = one_hot_or_none(labels, self.num_classes, self.dtype)
+            if code is not None:  # one constant plane per class
+                h = jnp.concatenate([h, jnp.broadcast_to(code[:, None, None, :], h.shape[:3] + code.shape[-1:])], -1)
         features, index = self.width, 0
         while h.shape[1] > stop:
             # Winograd where the output map is 7x7 or 8x8: measured faster there (README, Benchmarks)
             use_winograd = self.downsample == "winograd" and -(-h.shape[1] // 2) in (7, 8)
             layer = WinogradConv if use_winograd else functools.partial(nn.Conv, padding="SAME")
             # Named as flax auto-names Conv layers, so both modes share one parameter tree.
-            h = layer(features, (kernel, kernel), (2, 2), dtype=self.dtype, name=f"Conv_{index}")(h)
+            h = wrap(layer(features, (kernel, kernel), (2, 2), dtype=self.dtype, name=f"Conv_{index}"))(h)
             index += 1
             h = nn.leaky_relu(h, 0.2)
             h = nn.Dropout(self.dropout, deterministic=not train)(h)
             features *= 2
         h = h.reshape((h.shape[0], -1))
-        logit = nn.Dense(1, dtype=self.dtype)(h)[:, 0]
-        if self.num_classes:
-            if labels is None:
-                raise ValueError(f"this discriminator is class-conditional ({self.num_classes} "
-                                 "classes): pass labels")
-            embed = nn.Embed(self.num_classes, h.shape[-1], dtype=self.dtype)(labels)
-            logit = logit + jnp.sum(embed * h, axis=-1)
+        logit = wrap(nn.Dense(1, dtype=self.dtype))(h)[:, 0]
+        if self.conditioning == "projection" and self.num_classes:
+            logit = logit + projection(h, labels, self.num_classes, self.dtype, wrap)
         return logit.astype(jnp.float32)

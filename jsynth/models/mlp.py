@@ -1,15 +1,20 @@
 """MLP GAN networks: the classic latent-100 -> 128 -> 784 tanh generator and its discriminator.
 
 Architecture only: no losses, optimisers or devices. Images are NHWC; the MLPs flatten them.
-Class-conditional variants take integer labels and concatenate a one-hot code (Mirza & Osindero 2014).
+Class-conditional variants take integer labels and concatenate a one-hot code (Mirza & Osindero 2014);
+the discriminator can add a projection term instead (``conditioning="projection"``).
 """
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
 import flax.linen as nn
 import jax.numpy as jnp
+
+from jsynth.models.conditioning import check_conditioning, projection
+from jsynth.models.spectral import spectrally_normalized
 
 
 def one_hot_or_none(labels, num_classes: int, dtype) -> jnp.ndarray | None:
@@ -51,19 +56,32 @@ class MLPGenerator(nn.Module):
 
 
 class MLPDiscriminator(nn.Module):
-    """images (B, H, W, C) [+ labels] -> real/fake logits (B,)."""
+    """images (B, H, W, C) [+ labels] -> real/fake logits (B,).
+
+    ``conditioning``: "concat" (default) appends the one-hot label to the flattened image,
+    "projection" adds <embed(y), h> to the logit, h the hidden layer (``jsynth.models.conditioning``).
+    ``spectral_norm``: every weight matrix spectrally normalised (``jsynth.models.spectral``).
+    """
 
     hidden: int = 128
     num_classes: int = 0
     dropout: float = 0.0
     dtype: Any = jnp.float32
+    conditioning: str = "concat"
+    spectral_norm: bool = False
 
     @nn.compact
     def __call__(self, x, labels=None, train: bool = False):
+        check_conditioning(self.conditioning)
+        wrap = functools.partial(spectrally_normalized, enabled=self.spectral_norm, train=train)
         h = x.reshape((x.shape[0], -1)).astype(self.dtype)
-        code = one_hot_or_none(labels, self.num_classes, self.dtype)
-        if code is not None:
-            h = jnp.concatenate([h, code], axis=-1)
-        h = nn.leaky_relu(nn.Dense(self.hidden, dtype=self.dtype)(h), 0.2)
+        if self.conditioning == "concat":
+            code = one_hot_or_none(labels, self.num_classes, self.dtype)
+            if code is not None:
+                h = jnp.concatenate([h, code], axis=-1)
+        h = nn.leaky_relu(wrap(nn.Dense(self.hidden, dtype=self.dtype))(h), 0.2)
         h = nn.Dropout(self.dropout, deterministic=not train)(h)
-        return nn.Dense(1, dtype=self.dtype)(h)[:, 0].astype(jnp.float32)
+        logit = wrap(nn.Dense(1, dtype=self.dtype))(h)[:, 0]
+        if self.conditioning == "projection" and self.num_classes:
+            logit = logit + projection(h, labels, self.num_classes, self.dtype, wrap)
+        return logit.astype(jnp.float32)

@@ -21,6 +21,7 @@ models, ``label`` (B,) int32.
 from __future__ import annotations
 
 import jax
+import jax.numpy as jnp
 from jax.sharding import Mesh, PartitionSpec as P
 
 from jsynth.parallel import DATA_AXIS, batch_sharding, replicated
@@ -77,6 +78,18 @@ def _rows(draw, key, shape, axis_name):
     rows, devices = shape[0], jax.lax.psum(1, axis_name)
     every_row = draw(key, (rows * devices,) + tuple(shape[1:]))
     return jax.lax.dynamic_slice_in_dim(every_row, jax.lax.axis_index(axis_name) * rows, rows)
+
+
+def row_keys(key, rows: int, axis_name):
+    """One key per row of the global batch, ``fold_in(key, row)``, for this device's ``rows``.
+
+    Per-example randomness drawn from these (DiffAugment's transformations, WGAN-GP's
+    interpolation weights) depends only on the row's place in the global batch, so the
+    per-device step draws exactly what the jitted global-batch step draws, without drawing the
+    whole batch's on every device.
+    """
+    first = 0 if axis_name is None else jax.lax.axis_index(axis_name) * rows
+    return jax.vmap(jax.random.fold_in, (None, 0))(key, first + jnp.arange(rows))
 
 
 # ---- jitted over a mesh ------------------------------------------------------------------
