@@ -73,10 +73,6 @@ class TrainConfig:
     warmup_steps: int = 0
     schedule_steps: int | None = None  # length of the decay; fixed at resolve so runs can be extended
     ema_decay: float = 0.999           # GAN: EMA of the generator weights (what samples come from)
-    # Operation.
-    checkpoint_every: int = 500
-    max_to_keep: int = 3
-    log_every: int = 50
     # GAN recipe (README, "GAN recipes").
     gan_loss: str = "nonsaturating"    # "nonsaturating", "hinge" or "wgan-gp"
     gp_weight: float = 10.0            # wgan-gp: weight of the gradient penalty
@@ -87,6 +83,10 @@ class TrainConfig:
     spectral_norm: bool = False        # spectrally normalised discriminator
     d_conditioning: str | None = None  # conditional D: "concat" or "projection" (None: the model's own)
     diffaugment: str = ""              # DiffAugment: comma list of translation,cutout,color ("": off)
+    # Operation.
+    checkpoint_every: int = 500
+    max_to_keep: int = 3
+    log_every: int = 50
     sample_every: int = 500
     num_devices: int | None = None   # None: every device
     progress: bool = True
@@ -110,11 +110,11 @@ class TrainConfig:
         _check(0.0 <= self.ema_decay < 1.0, "ema_decay", self.ema_decay, "in [0, 1)")
         _check(self.beta >= 0, "beta", self.beta, "non-negative")
         self._check_vae_fields()
+        self._check_gan_fields()
         _check(self.learning_rate is None or self.learning_rate > 0, "learning_rate",
                self.learning_rate, "positive")
         _check(self.warmup_steps >= 0, "warmup_steps", self.warmup_steps, "non-negative")
         _check(self.warmup_steps <= self.steps, "warmup_steps", self.warmup_steps,
-        self._check_gan_fields()
                f"at most steps={self.steps} (the warm-up would never end)")
         _check(self.b1 is None or 0.0 <= self.b1 < 1.0, "b1", self.b1, "in [0, 1) (Adam's first-moment decay, SGD's momentum)")
         _check(0.0 <= self.b2 < 1.0, "b2", self.b2, "in [0, 1) (Adam's second-moment decay)")
@@ -143,10 +143,6 @@ class TrainConfig:
                 _check(getattr(self, name) == defaults[name], name, getattr(self, name),
                        f"{defaults[name]!r} for model={self.model!r} (a VAE option)")
 
-    @property
-    def family(self) -> str:
-        return MODEL_FAMILIES[self.model]
-
     def _check_gan_fields(self):
         _check(self.gan_loss in GAN_LOSSES, "gan_loss", self.gan_loss, f"one of {GAN_LOSSES}")
         _check(self.gp_weight >= 0, "gp_weight", self.gp_weight, "non-negative")
@@ -171,6 +167,10 @@ class TrainConfig:
     def diffaugment_names(self) -> tuple[str, ...]:
         """``diffaugment``'s transformations in the order given ("translation, cutout" -> two)."""
         return tuple(name.strip() for name in self.diffaugment.split(",") if name.strip())
+
+    @property
+    def family(self) -> str:
+        return MODEL_FAMILIES[self.model]
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
