@@ -35,6 +35,10 @@ _MODEL_DEFAULTS = {
 # Fields that change nothing a step computes: they may differ between a run and its resumption.
 OPERATIONAL_FIELDS = ("steps", "checkpoint_every", "max_to_keep", "log_every", "sample_every",
                       "num_devices", "progress", "fd_every", "tensorboard")
+# Fields a resumed run may change when the user says so (``jsynth train --allow-change FIELD``): they
+# change what later steps compute, not the state's structure (e.g. a lower learning rate after a
+# divergence). The run is then no longer reproduced by one command, so it is never implicit.
+CHANGEABLE_ON_RESUME = ("learning_rate", "d_learning_rate", "b1", "b2", "weight_decay", "dropout", "ema_decay", "beta")
 
 
 class ConfigError(UserError, ValueError):
@@ -203,11 +207,15 @@ def from_json(text: str) -> TrainConfig:
     return TrainConfig(**values)
 
 
-def differences(saved: TrainConfig, requested: TrainConfig) -> dict[str, tuple]:
-    """Fields (other than operational ones) whose values differ: {name: (saved, requested)}."""
+def differences(saved: TrainConfig, requested: TrainConfig, allowed=()) -> dict[str, tuple]:
+    """Fields (other than operational and ``allowed`` ones) whose values differ: {name: (saved, requested)}."""
+    unknown = sorted(set(allowed) - set(CHANGEABLE_ON_RESUME))
+    if unknown:
+        raise ConfigError(f"--allow-change {', '.join(unknown)}: only {', '.join(CHANGEABLE_ON_RESUME)} may "
+                          "change when a run resumes (the others change the model or its data)")
     out = {}
     for field in dataclasses.fields(TrainConfig):
-        if field.name in OPERATIONAL_FIELDS:
+        if field.name in OPERATIONAL_FIELDS or field.name in allowed:
             continue
         a, b = getattr(saved, field.name), getattr(requested, field.name)
         if a != b:

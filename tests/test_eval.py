@@ -159,44 +159,6 @@ def test_fd_infinity_is_computed_and_below_fd_for_real_data(digits, options):
                     progress=False)["fd_infinity"] is None  # off by default
 
 
-def test_load_synthetic_brings_every_format_to_the_unit_range(tmp_path):
-    rng = np.random.default_rng(3)
-    pixels = rng.integers(0, 256, size=(6, 8, 8), dtype=np.uint8)
-    labels = np.array([2, 0, 1, 0, 2, 1])
-    unit = pixels[..., None].astype(np.float32) / 255.0  # (N, H, W, 1) in [0, 1]
-
-    # A folder of PNGs, one sub-folder per class (as other tools write them): labels from the folders.
-    for i, (image, label) in enumerate(zip(pixels, labels)):
-        folder = tmp_path / "png" / f"class{label}"
-        folder.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(image, "L").save(folder / f"{i:02d}.png")
-    x, y = suite.load_synthetic(str(tmp_path / "png"))
-    order = np.argsort(labels, kind="stable")  # class folders in name order, files sorted within
-    assert x.dtype == np.float32 and x.shape == (6, 8, 8, 1)
-    np.testing.assert_array_equal(x, unit[order])
-    np.testing.assert_array_equal(y, labels[order])
-
-    # uint8 0..255 in an .npz, without a channel axis.
-    np.savez(tmp_path / "uint8.npz", x=pixels, y=labels)
-    x, y = suite.load_synthetic(str(tmp_path / "uint8.npz"))
-    assert x.dtype == np.float32 and y.dtype == np.int32
-    np.testing.assert_array_equal(x, unit)
-    np.testing.assert_array_equal(y, labels)
-
-    # A tanh generator's [-1, 1] floats, unlabelled.
-    np.savez(tmp_path / "tanh.npz", x=unit * 2.0 - 1.0)
-    x, y = suite.load_synthetic(str(tmp_path / "tanh.npz"))
-    assert y is None and x.dtype == np.float32
-    np.testing.assert_allclose(x, unit, atol=1e-6)
-
-    # [0, 1] floats are kept as they are; anything else is refused.
-    np.savez(tmp_path / "unit.npz", x=unit.astype(np.float64))
-    np.testing.assert_array_equal(suite.load_synthetic(str(tmp_path / "unit.npz"))[0], unit)
-    np.savez(tmp_path / "wide.npz", x=unit * 4.0 - 2.0)
-    with pytest.raises(ValueError, match="expected"):
-        suite.load_synthetic(str(tmp_path / "wide.npz"))
-
-
 def _write_idx(path, array):
     header = bytes([0, 0, 0x08, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
     with gzip.open(path, "wb") as f:

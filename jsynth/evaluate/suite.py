@@ -36,6 +36,7 @@ from jsynth.evaluate.neighbours import DEFAULT_CHUNK_SIZE, k_nearest, nearest_di
 from jsynth.evaluate.options import EvalOptions
 from jsynth.evaluate.posterior_metrics import posterior_metrics
 from jsynth.evaluate.prdc import density_coverage, precision_recall
+from jsynth.evaluate.synthetic import load_synthetic
 from jsynth.evaluate.privacy import dcr_share_from_distances, membership_auc_from_distances, nndr_from_distances
 
 class _Clock:
@@ -281,33 +282,6 @@ def evaluate_run(workdir: str, data_spec: str | None = None, *, num: int | None 
                     progress=progress, model_metrics=model_metrics)
 
 
-def load_synthetic(path: str) -> tuple[np.ndarray, np.ndarray | None]:
-    """Synthetic images (float32 NHWC in [0, 1]) and labels from a sample directory or file.
-
-    Accepts jsynth's sample directories (manifest + npz shards), any directory of .npz files, one
-    .npz file (``x`` and optional ``y``; uint8 0..255, [0, 1] or [-1, 1] floats), or a folder of
-    PNG/JPEG images (one sub-folder per class for labels), as other tools write them.
-    """
-    from jsynth.shards import load_samples
-
-    if os.path.isdir(path) and not any(f.endswith(".npz") for f in os.listdir(path)):
-        dataset = jdata.load_folder(path)
-        return dataset.images, dataset.labels
-    x, y = load_samples(path)
-    x = np.asarray(x)
-    if x.ndim == 3:
-        x = x[..., None]
-    if x.dtype == np.uint8:
-        x = x.astype(np.float32) / 255.0
-    x = np.asarray(x, np.float32)
-    lo, hi = float(x.min()), float(x.max())
-    if lo < 0.0 and lo >= -1.0 and hi <= 1.0:
-        x = (x + 1.0) / 2.0  # a tanh generator's range
-    elif lo < 0.0 or hi > 1.0:
-        raise InputError(f"samples in {path} range over [{lo}, {hi}]; expected [0, 1], [-1, 1] or uint8")
-    return x, None if y is None else np.asarray(y, np.int32)
-
-
 def evaluate_samples(samples_path: str, data_spec: str, *, json_path: str | None = None,
                      report_dir: str | None = None, holdout_spec: str | None = None,
                      generator_data: str | None = None, options: EvalOptions | None = None,
@@ -315,7 +289,7 @@ def evaluate_samples(samples_path: str, data_spec: str, *, json_path: str | None
     """Evaluates a synthetic set on disk (``jsynth eval --samples``), e.g. one made by another tool.
 
     Args:
-      samples_path: a sample directory or file (see ``load_synthetic``).
+      samples_path: a sample directory or file (see ``jsynth.evaluate.synthetic``).
       data_spec: the real data.
       json_path: the JSON to write (None: not written); the report goes beside it.
       report_dir: the report folder (default: beside the JSON, or none without one).
@@ -329,9 +303,9 @@ def evaluate_samples(samples_path: str, data_spec: str, *, json_path: str | None
       The result dict.
     """
     options = options or EvalOptions()
-    images, labels = load_synthetic(samples_path)
     real = jsplits.real_splits(data_spec, holdout_spec=holdout_spec, holdout_fraction=options.holdout_fraction,
                                seed=options.seed)
+    images, labels = load_synthetic(samples_path, real.train.class_names)
     source = {"kind": "samples", "path": os.path.abspath(samples_path)}
     return evaluate(images, labels, real, options=options, generator_data=generator_data, source=source,
                     json_path=json_path, report_dir=report_dir, progress=progress)
