@@ -5,6 +5,7 @@ Each is checked against what it claims: closed forms (a linear-Gaussian model wh
 known), an independent implementation (scipy densities), or the global-batch step (devices).
 """
 import dataclasses
+import json
 import math
 
 import jax
@@ -337,3 +338,21 @@ def test_a_trained_bernoulli_vae_reports_nll_and_active_units(tmp_path):
     # A GAN has no posterior: nothing is added; nll_rows=0 skips the VAE's numbers.
     assert posterior_metrics(dataclasses.replace(model, family=object()), heldout, options) == ({}, {})
     assert posterior_metrics(model, heldout, EvalOptions(nll_rows=0))[0] == {}
+    # A VAE trained on grey levels gets no nll_nats (the binarised benchmark is not its likelihood).
+    grey = dataclasses.replace(model, config=dataclasses.replace(model.config, binarize=False))
+    results, protocol = posterior_metrics(grey, heldout, options)
+    assert "nll_nats" not in results and "binarize=true" in protocol["nll"]["skipped"]
+    assert 0 <= results["active_units"] <= 8
+
+
+def test_film_is_the_default_for_conditional_vaes_and_old_configs_keep_input():
+    assert configs.resolve(configs.TrainConfig(model="mlpvae", conditional=True)).vae_conditioning == "film"
+    assert configs.resolve(configs.TrainConfig(model="convvae")).vae_conditioning == "input"
+    assert configs.resolve(configs.TrainConfig(model="dcgan")).vae_conditioning is None  # not a VAE
+    # A config.json written before the field existed describes a run that fed the label at the input.
+    old = json.loads(configs.resolve(configs.TrainConfig(model="mlpvae", conditional=True)).to_json())
+    del old["vae_conditioning"]
+    assert configs.from_json(json.dumps(old)).vae_conditioning == "input"
+    gan = json.loads(configs.resolve(configs.TrainConfig(model="dcgan")).to_json())
+    del gan["vae_conditioning"]
+    assert configs.from_json(json.dumps(gan)).vae_conditioning is None

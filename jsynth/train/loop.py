@@ -180,7 +180,7 @@ def _train(config: TrainConfig, workdir: str, dataset: jdata.Dataset | None, tim
             out_of_time = clock.spent_at(done)
             preempted = preemption.should_stop(done) or out_of_time
             fd_now = fd_tracker is not None and done % config.fd_every == 0
-            log_now = done % config.log_every == 0 or done == config.steps or fd_now
+            log_now = done % config.log_every == 0 or done == config.steps or fd_now or preempted
             save_now = done % config.checkpoint_every == 0 or done == config.steps or preempted
             if log_now or save_now:
                 values = {k: float(v) for k, v in jax.device_get(metrics).items()}
