@@ -43,13 +43,7 @@ def load_trained(workdir: str, *, mesh=None, use_ema: bool = True) -> TrainedMod
     if not checkpoints.steps():
         raise wd.WorkdirError(f"{workdir} has no checkpoint yet; train it first (`jsynth train "
                               f"--workdir {workdir} ...`)")
-    metadata = None
-    for step in reversed(checkpoints.steps()):
-        try:
-            metadata = checkpoints.restore_metadata(step)
-            break
-        except Exception:  # a damaged checkpoint: restore_latest below reports it
-            continue
+    metadata = checkpoints.latest_metadata()  # a damaged checkpoint: restore_latest below reports it
     if metadata is None:
         raise wd.WorkdirError(f"no checkpoint in {checkpoints.directory} is readable")
     image_shape, num_classes = tuple(metadata["image_shape"]), int(metadata["num_classes"])
