@@ -135,9 +135,10 @@ def test_mutable_true_cannot_cut_a_kernels_gradient():
     kernel trainable (before the fix the Winograd layer then read a stored transform: zero gradient)."""
     generator = DCGANGenerator((28, 28, 1), 8)
     z = jax.random.normal(jax.random.key(0), (4, 100))
-    variables = generator.init(jax.random.key(1), z)
+    # Jitted: op by op, the Winograd layers take ~20 s to dispatch on 2 cores; the check is the same.
+    variables = jax.jit(generator.init)(jax.random.key(1), z)
     for train in (True,):  # the training path, where merged-back variables are differentiated
-        _, mutated = generator.apply(variables, z, train=train, mutable=True)
+        _, mutated = jax.jit(lambda v: generator.apply(v, z, train=train, mutable=True))(variables)
         assert TRANSFORMED not in mutated
         merged = {**variables, **mutated}
 
@@ -145,7 +146,7 @@ def test_mutable_true_cannot_cut_a_kernels_gradient():
             out = generator.apply(dict(merged, params=params), z, train=train, mutable=["batch_stats"])[0]
             return jnp.sum(out ** 2)
 
-        grads = jax.grad(loss)(merged["params"])
+        grads = jax.jit(jax.grad(loss))(merged["params"])
         for name, leaf in jax.tree_util.tree_leaves_with_path(grads):
             if "kernel" in jax.tree_util.keystr(name):
                 assert float(jnp.abs(leaf).max()) > 0, jax.tree_util.keystr(name)
