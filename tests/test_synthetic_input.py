@@ -87,10 +87,10 @@ def test_tiles_inverts_grid():
 
 
 @pytest.mark.parametrize("arrays, fragments", [
-    (dict(x=np.zeros((0, 8, 8), np.float32)), ["hold no images"]),
+    (dict(x=np.zeros((0, 8, 8), np.float32)), ["holds no images"]),
     (dict(x=np.full((2, 8, 8), np.nan, np.float32)), ["NaN"]),
     (dict(x=np.array([["a"] * 8] * 8)[None]), ["dtype <U1"]),
-    (dict(x=UNIT * 4.0 - 2.0), ["range over [-2.0, 2.0]"]),
+    (dict(x=UNIT * 4.0 - 2.0), ["range [-2.0, 2.0]"]),
     (dict(x=PIXELS, y=LABELS + 0.5), ["not whole-number class ids"]),
     (dict(x=PIXELS, y=LABELS[:4]), ["shape (4,)", "(6,)"]),
     (dict(x=PIXELS, y=np.array(["a"] * 6)), ["dtype <U1"]),

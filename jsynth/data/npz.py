@@ -21,6 +21,7 @@ import numpy as np
 
 from jsynth.data.dataset import Dataset
 from jsynth.data.errors import DataError
+from jsynth.data.pixels import class_ids, unit_images
 
 
 def _open(path: Path) -> dict[str, np.ndarray]:
@@ -58,58 +59,15 @@ def _open(path: Path) -> dict[str, np.ndarray]:
 
 def _images(x: np.ndarray, path: Path) -> np.ndarray:
     """Validate x and return float32 NHWC images in [0, 1]."""
-    if x.ndim == 3:
-        x = x[..., None]
-    if x.ndim != 4 or x.shape[-1] not in (1, 3):
-        raise DataError(
-            f"npz file {path}: x must have shape (N, H, W) or (N, H, W, C) with C in "
-            f"{{1, 3}}, got {x.shape}."
-        )
-    if len(x) == 0:
-        raise DataError(f"npz file {path}: x holds no images.")
-    if x.dtype == np.uint8:
-        out = x.astype(np.float32)
-        out /= 255.0
-        return out
-    if x.dtype == np.bool_:
-        return x.astype(np.float32)
-    if not np.issubdtype(x.dtype, np.floating):
-        raise DataError(
-            f"npz file {path}: x has dtype {x.dtype}; expected uint8 (0..255) or float "
-            "in [0, 1] or [-1, 1]. Convert it before saving."
-        )
-    x = x.astype(np.float32)
-    if not np.isfinite(x).all():
-        raise DataError(f"npz file {path}: x contains NaN or infinite values.")
-    lo, hi = float(x.min()), float(x.max())
-    if lo >= 0.0 and hi <= 1.0:
-        return x
-    if lo >= -1.0 and hi <= 1.0:
-        return (x + 1.0) / 2.0
-    raise DataError(
-        f"npz file {path}: float x has range [{lo}, {hi}]; expected [0, 1] or [-1, 1]. "
-        "Rescale it, or save 0..255 pixels as uint8."
-    )
+    return unit_images(x, f"npz file {path}: x", DataError)
 
 
 def _labels(y: np.ndarray, n: int, path: Path) -> np.ndarray:
     """Validate y and return int32 labels."""
-    if y.ndim != 1 or len(y) != n:
-        raise DataError(
-            f"npz file {path}: y must be 1-D with one label per image ({n},), got "
-            f"shape {y.shape}" + ("; flatten it with y.reshape(-1)." if y.size == n else ".")
-        )
-    if np.issubdtype(y.dtype, np.floating):
-        if not (np.isfinite(y).all() and np.array_equal(y, np.round(y))):
-            raise DataError(f"npz file {path}: y must hold whole-number class ids, "
-                            "found fractional or non-finite values.")
-    elif not np.issubdtype(y.dtype, np.integer):
-        raise DataError(f"npz file {path}: y has dtype {y.dtype}; expected integer class ids.")
+    y = class_ids(y, n, f"npz file {path}: y", DataError)
     if y.min() < 0 or y.max() > np.iinfo(np.int32).max:
-        raise DataError(
-            f"npz file {path}: class ids must be non-negative, found range "
-            f"[{y.min()}, {y.max()}]."
-        )
+        raise DataError(f"npz file {path}: class ids must be non-negative and fit in int32, found range "
+                        f"[{y.min()}, {y.max()}].")
     return y.astype(np.int32)
 
 

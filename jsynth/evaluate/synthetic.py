@@ -19,6 +19,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from jsynth import data as jdata
+from jsynth.data.pixels import class_ids, unit_images
 from jsynth.errors import InputError
 from jsynth.labels import label_ids
 
@@ -78,42 +79,11 @@ def _holds_samples(path: str) -> bool:
 
 
 def _images(x: np.ndarray, path: str) -> np.ndarray:
-    if x.size == 0:
-        raise InputError(f"samples in {path} hold no images")
-    if x.ndim == 3:
-        x = x[..., None]
-    if x.ndim != 4 or x.shape[-1] not in (1, 3):
-        raise InputError(f"samples in {path} have shape {x.shape}; expected (N, H, W) or (N, H, W, C) with C 1 or 3")
-    if x.dtype == np.uint8:
-        return x.astype(np.float32) / 255.0
-    if x.dtype == np.bool_:
-        return x.astype(np.float32)
-    if not np.issubdtype(x.dtype, np.floating):
-        raise InputError(f"samples in {path} have dtype {x.dtype}; expected uint8 (0..255) or floats "
-                         "in [0, 1] or [-1, 1]")
-    x = x.astype(np.float32)
-    if not np.isfinite(x).all():
-        raise InputError(f"samples in {path} contain NaN or infinite values: the generator diverged or the "
-                         "file is damaged")
-    lo, hi = float(x.min()), float(x.max())
-    if lo >= -_SLACK and hi <= 1.0 + _SLACK:
-        return np.clip(x, 0.0, 1.0)
-    if lo >= -1.0 - _SLACK and hi <= 1.0 + _SLACK:
-        return np.clip((x + 1.0) / 2.0, 0.0, 1.0)  # a tanh generator's range
-    raise InputError(f"samples in {path} range over [{lo}, {hi}]; expected [0, 1], [-1, 1] or uint8 0..255")
+    return unit_images(x, f"samples in {path}", InputError, slack=_SLACK)
 
 
 def _whole_numbers(y: np.ndarray, n: int, path: str) -> np.ndarray:
-    if y.shape != (n,):
-        raise InputError(f"labels in {path} have shape {y.shape}; expected one per image ({n},)")
-    if np.issubdtype(y.dtype, np.floating):
-        if not (np.isfinite(y).all() and np.array_equal(y, np.round(y))):
-            raise InputError(f"labels in {path} are not whole-number class ids (found fractional or "
-                             "non-finite values)")
-        return y.astype(np.int64)
-    if not np.issubdtype(y.dtype, np.integer):
-        raise InputError(f"labels in {path} have dtype {y.dtype}; expected integer class ids")
-    return y.astype(np.int64)
+    return class_ids(y, n, f"labels in {path}", InputError)
 
 
 def _indices_of_names(names: Sequence[str], real_class_names: Sequence[str], path: str) -> np.ndarray:
