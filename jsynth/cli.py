@@ -58,6 +58,14 @@ def duration(text: str) -> float:
     return seconds
 
 
+def index_range(text: str) -> tuple[int, int]:
+    """``"START:STOP"`` -> (start, stop) (argparse reports a ValueError as a usage error)."""
+    start, sep, stop = text.partition(":")
+    if not sep or not start.strip().isdigit() or not stop.strip().isdigit():
+        raise ValueError(text)
+    return int(start), int(stop)
+
+
 def _say(message: str) -> None:
     """Prints once per job: from process 0 of a multi-process run."""
     import jax
@@ -92,8 +100,21 @@ def _sample(args) -> None:
 
     manifest = sample_to_disk(args.workdir, args.out, num=args.num, batch_size=args.batch_size,
                               seed=args.seed, label=args.label, fmt=args.format,
-                              shard_size=args.shard_size, use_ema=not args.no_ema)
+                              shard_size=args.shard_size, use_ema=not args.no_ema, sample_range=args.range)
+    if args.range:
+        _say(f"wrote samples {args.range[0]}..{args.range[1] - 1} of {manifest['num']} in "
+             f"{len(manifest['shards'])} shards to {args.out}; when every range is done: "
+             f"jsynth manifest merge {args.out}")
+        return
     _say(f"wrote {manifest['num']} samples in {len(manifest['shards'])} shards to {args.out}")
+
+
+def _manifest(args) -> None:
+    from jsynth.manifest_merge import merge_pieces
+
+    manifest = merge_pieces(args.dirs, args.out)
+    print(f"merged {manifest['num']} samples in {len(manifest['shards'])} shards into "
+          f"{args.out or args.dirs[0]}/manifest.json")
 
 
 def _eval(args) -> None:
@@ -174,7 +195,17 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--format", choices=("npz", "png"), default="npz")
     sample.add_argument("--shard-size", type=int)
     sample.add_argument("--no-ema", action="store_true", help="use the raw generator weights")
+    sample.add_argument("--range", type=index_range, metavar="START:STOP",
+                        help="write only the shards of samples START..STOP-1 (one job-array task; "
+                             "whole shards: see `jsynth manifest merge`)")
     sample.set_defaults(run=_sample)
+
+    manifest = commands.add_parser("manifest", help="job-array sample pieces -> one manifest")
+    manifest_commands = manifest.add_subparsers(dest="action", required=True)
+    merge = manifest_commands.add_parser("merge", help="check the pieces of `sample --range` and join them")
+    merge.add_argument("dirs", nargs="+", metavar="OUT", help="the pieces' --out directories")
+    merge.add_argument("--out", help="where the merged set goes (default: the first OUT)")
+    merge.set_defaults(run=_manifest)
 
     evaluate = commands.add_parser("eval", help="measure a run's samples, or any sample set, against real data")
     source = evaluate.add_mutually_exclusive_group(required=True)

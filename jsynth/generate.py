@@ -6,6 +6,7 @@ from jax.experimental import multihost_utils
 
 from jsynth import parallel, sampling
 from jsynth.labels import index_of_id, label_ids
+from jsynth.sample_range import write_piece as sample_range_piece
 from jsynth.shards import (SampleOutputError, merge_manifests, partial_manifest_name, read_manifest,
                            write_samples)
 from jsynth.trained import load_trained
@@ -13,7 +14,8 @@ from jsynth.trained import load_trained
 
 def sample_to_disk(workdir: str, out: str, *, num: int, batch_size: int = 256, seed: int = 0,
                    label: int | None = None, fmt: str = "npz", shard_size: int | None = None,
-                   use_ema: bool = True, num_devices: int | None = None, progress: bool = True) -> dict:
+                   use_ema: bool = True, num_devices: int | None = None, progress: bool = True,
+                   sample_range: tuple[int, int] | None = None) -> dict:
     """Writes ``num`` samples of the run in ``workdir`` to ``out``; returns the manifest.
 
     Args:
@@ -24,6 +26,9 @@ def sample_to_disk(workdir: str, out: str, *, num: int, batch_size: int = 256, s
       fmt: "npz" (default) or "png" (one image grid per shard, labels in the manifest).
       shard_size: samples per file, rounded up to a multiple of batch_size
         (default: 10,000 for npz, 100 for png).
+      sample_range: (start, stop) writes only the shards of samples start..stop-1, listed in
+        OUT/manifest.range-START-STOP.json (one job-array task; ``jsynth.sample_range``), and
+        returns that piece's manifest; ``jsynth manifest merge`` joins the pieces.
     """
     for flag, value in (("--num", num), ("--batch-size", batch_size), ("--shard-size", shard_size)):
         if value is not None and value <= 0:
@@ -60,6 +65,9 @@ def sample_to_disk(workdir: str, out: str, *, num: int, batch_size: int = 256, s
                "batch_size": batch_size, "ema": use_ema, "image_shape": list(model.image_shape),
                "num_classes": model.num_classes, "class_names": list(model.class_names),
                "label_ids": ids.tolist()}
+    if sample_range is not None:
+        return sample_range_piece(out, chunks, sample_range, num=num, shard_size=shard_size,
+                                  request=request, fmt=fmt, model=model, progress=progress)
     if not multi_process:
         return write_samples(out, chunks, num=num, shard_size=shard_size, request=request, fmt=fmt,
                              progress=progress)
