@@ -1,0 +1,159 @@
+"""Tables from disk into ``evaluate_table``, and its JSON and report folder back to disk.
+
+``jsynth eval --samples OUT --data csv:TRAIN --holdout csv:TEST --set target=COL --json J`` comes
+here (``evaluate_table_files``) when --data names a table. OUT is one table (``csv:PATH``,
+``parquet:PATH`` or a path ending in .csv / .parquet) or a folder of shards: with a manifest.json
+(``{"shards": [{"file", "num", "sha256"}, ...]}``, as ``jsynth sample --format parquet|csv`` writes)
+every listed shard is checked against its sha256 and read in order; without one, every .parquet /
+.csv file in it, by name. Without --holdout, a share of --data (``holdout_fraction``) is held out,
+and a warning says that the privacy metrics then assume the generator never saw it.
+"""
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pandas as pd
+
+from jsynth.evaluate.tables.frames import TableEvalError
+from jsynth.evaluate.tables.options import TableEvalOptions
+from jsynth.evaluate.tables.suite import evaluate_table
+
+MANIFEST = "manifest.json"
+_TABLE_SUFFIXES = (".parquet", ".pq", ".csv", ".csv.gz")
+
+
+def _read(spec: str) -> pd.DataFrame:
+    from jsynth.tables import read_table  # pandas/pyarrow readers with clear TableErrors
+
+    return read_table(spec)
+
+
+def read_synthetic_table(path: str) -> tuple[pd.DataFrame, dict]:
+    """(the synthetic rows, where they came from) for a table file or a folder of shards.
+
+    Raises:
+      TableEvalError: a path that does not exist, a folder without tables, a manifest shard that
+        is missing, outside the folder or changed since it was written.
+    """
+    from jsynth.shards import sha256_file
+
+    bare = path.partition(":")[2] if path.partition(":")[0] in ("csv", "parquet") else path
+    if not os.path.exists(bare):
+        raise TableEvalError(f"--samples {path} does not exist; give a `jsynth sample --format parquet|csv` "
+                             "output folder or one .csv / .parquet table")
+    if not os.path.isdir(bare):
+        return _read(path), {"samples": os.path.abspath(bare)}
+    manifest_path = os.path.join(bare, MANIFEST)
+    if os.path.exists(manifest_path):
+        try:
+            with open(manifest_path) as f:
+                manifest = json.load(f)
+            entries = list(manifest["shards"])
+        except (ValueError, KeyError, TypeError):
+            raise TableEvalError(f"{manifest_path} is not a sample manifest with a 'shards' list; remove it to "
+                                 "read every table in the folder, or rerun `jsynth sample`") from None
+        if not entries:
+            raise TableEvalError(f"{manifest_path} lists no shards: the `jsynth sample` run that wrote it finished "
+                                 "none; rerun it with the same arguments")
+        parts = []
+        for entry in entries:
+            file = entry.get("file") if isinstance(entry, dict) else None
+            if not isinstance(file, str) or os.path.basename(file) != file or file in ("", ".", ".."):
+                raise TableEvalError(f"{manifest_path} lists a shard {entry!r} that is not a file name inside "
+                                     f"{bare}; the manifest was edited or damaged, so nothing is read from it")
+            shard = os.path.join(bare, file)
+            if not os.path.isfile(shard):
+                raise TableEvalError(f"{shard} is listed in {manifest_path} but missing; rerun `jsynth sample` "
+                                     "with the same arguments to write it")
+            if isinstance(entry.get("sha256"), str) and sha256_file(shard) != entry["sha256"]:
+                raise TableEvalError(f"{shard} does not match the sha256 in {manifest_path}: it changed after it "
+                                     "was written. Rerun `jsynth sample` to rewrite it, or remove the manifest "
+                                     "to use the files as they are")
+            parts.append(_read(shard))
+        source = {"samples": os.path.abspath(bare), "shards": len(parts),
+                  **{k: manifest[k] for k in ("seed", "checkpoint_step", "dp") if k in manifest}}
+    else:
+        files = sorted(f for f in os.listdir(bare) if f.lower().endswith(_TABLE_SUFFIXES))
+        if not files:
+            raise TableEvalError(f"{bare} holds no .parquet or .csv tables and no {MANIFEST}")
+        parts = [_read(os.path.join(bare, f)) for f in files]
+        source = {"samples": os.path.abspath(bare), "shards": len(parts)}
+    return pd.concat(parts, ignore_index=True), source
+
+
+def split_holdout(real: pd.DataFrame, fraction: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(training rows, holdout rows): a seeded random ``fraction`` of the rows held out."""
+    order = np.random.default_rng(seed).permutation(len(real))
+    cut = max(1, int(round(len(real) * fraction)))
+    if cut >= len(real):
+        raise TableEvalError(f"--data has {len(real)} row(s): too few to hold any out; give --holdout SPEC")
+    return (real.iloc[np.sort(order[cut:])].reset_index(drop=True),
+            real.iloc[np.sort(order[:cut])].reset_index(drop=True))
+
+
+def write_outputs(result: dict, *, json_path: str | None = None, report_dir: str | None = None) -> dict:
+    """Writes the JSON and (``options.report``) the report folder of an ``evaluate_table(...,
+    keep_frames=True)`` result; returns the JSON-ready result with ``json`` / ``report`` paths.
+
+    The report goes to ``report_dir``, or beside the JSON (``DIR/NAME.json`` -> ``DIR/NAME_report``).
+    """
+    from jsynth.evaluate.report import default_report_dir, write_json
+    from jsynth.evaluate.tables.report import write_table_report
+
+    frames = result.pop("_frames", None)
+    if report_dir is None and json_path is not None:
+        report_dir = default_report_dir(json_path)
+    if report_dir is not None and frames is not None and result["protocol"]["options"]["report"]:
+        result["report"] = write_table_report(report_dir, result, frames["tables"], frames["dcr"])
+    if json_path is not None:
+        result["json"] = os.path.abspath(json_path)
+        write_json(json_path, result)
+    return result
+
+
+def evaluate_table_files(samples: str, data_spec: str, *, holdout_spec: str | None = None,
+                         json_path: str | None = None, report_dir: str | None = None,
+                         options: TableEvalOptions | None = None) -> dict:
+    """``jsynth eval --samples`` for tables: reads the three tables, evaluates, writes JSON and report.
+
+    Args:
+      samples: the synthetic table or shard folder (see the module docstring).
+      data_spec: the real training table (``csv:PATH``, ``parquet:PATH``).
+      holdout_spec: the real holdout table (default: a share of ``data_spec`` held out).
+      json_path, report_dir: outputs (the report defaults to beside the JSON; neither: no files).
+      options: the knobs (``TableEvalOptions``; ``target`` names the label column).
+    """
+    options = options or TableEvalOptions()
+    synthetic, source = read_synthetic_table(samples)
+    real = _read(data_spec)
+    notes = []
+    if holdout_spec:
+        holdout = _read(holdout_spec)
+    else:
+        real, holdout = split_holdout(real, options.holdout_fraction, options.seed)
+        notes.append(f"no --holdout: {options.holdout_fraction:.0%} of --data held out; the privacy metrics "
+                     "assume the generator never saw those rows (give --holdout SPEC if it did)")
+    source.update({"data": data_spec, "holdout": holdout_spec or f"{options.holdout_fraction:g} of data"})
+    result = evaluate_table(synthetic, real, holdout, options=options, source=source, keep_frames=True)
+    result["warnings"] = notes + result["warnings"]
+    return write_outputs(result, json_path=json_path, report_dir=report_dir)
+
+
+def is_table_input(data_spec: str | None) -> bool:
+    """True when ``jsynth eval --data`` names a table: csv:/parquet: or a .csv / .parquet path."""
+    return bool(data_spec) and (data_spec.partition(":")[0] in ("csv", "parquet")
+                                or data_spec.lower().endswith(_TABLE_SUFFIXES))
+
+
+def table_eval_command(samples: str, data_spec: str, *, holdout_spec: str | None, json_path: str | None,
+                       report_dir: str | None, seed: int, assignments: list[str]) -> str:
+    """What ``jsynth eval --samples ... --data csv:...`` prints: the summary with --json, else the JSON."""
+    from jsynth.evaluate.tables.options import with_overrides
+    from jsynth.evaluate.tables.suite import summary
+
+    options = with_overrides(TableEvalOptions(seed=seed), assignments)
+    result = evaluate_table_files(samples, data_spec, holdout_spec=holdout_spec, json_path=json_path,
+                                  report_dir=report_dir, options=options)
+    return summary(result) if json_path else json.dumps(result, indent=1, default=str)
