@@ -119,7 +119,12 @@ def _manifest(args) -> None:
 
 def _eval(args) -> None:
     from jsynth.evaluate import options as eval_options, suite
+    from jsynth.evaluate.tables.files import is_table_input, table_eval_command
 
+    if args.samples and is_table_input(args.data):  # tables have their own metrics (jsynth.evaluate.tables)
+        print(table_eval_command(args.samples, args.data, holdout_spec=args.holdout, json_path=args.json,
+                                 report_dir=args.report, seed=args.seed, assignments=args.set or []))
+        return
     options = eval_options.with_overrides(eval_options.EvalOptions(seed=args.seed), args.set or [])
     if args.workdir:
         result = suite.evaluate_run(args.workdir, args.data, num=args.num, json_path=args.json,
