@@ -10,5 +10,7 @@ folder (``report``).
 from jsynth.evaluate.tables.frames import TableEvalError
 from jsynth.evaluate.tables.options import TableEvalOptions
 from jsynth.evaluate.tables.suite import evaluate_table, summary
+from jsynth.evaluate.tables.files import evaluate_table_files, write_outputs
 
-__all__ = ["TableEvalError", "TableEvalOptions", "evaluate_table", "summary"]
+__all__ = ["TableEvalError", "TableEvalOptions", "evaluate_table", "evaluate_table_files", "summary",
+           "write_outputs"]

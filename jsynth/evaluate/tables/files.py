@@ -138,6 +138,8 @@ def evaluate_table_files(samples: str, data_spec: str, *, holdout_spec: str | No
     source.update({"data": data_spec, "holdout": holdout_spec or f"{options.holdout_fraction:g} of data"})
     result = evaluate_table(synthetic, real, holdout, options=options, source=source, keep_frames=True)
     result["warnings"] = notes + result["warnings"]
+    if "dp" in source:  # a differentially private run's budget travels with everything derived from it
+        result["dp"] = source["dp"]
     return write_outputs(result, json_path=json_path, report_dir=report_dir)
 
 

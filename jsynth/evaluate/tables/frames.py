@@ -151,6 +151,9 @@ def align(synthetic, real, holdout, target: str | None = None, discrete_columns=
         raise TableEvalError(f"discrete_columns {unknown} are not columns of the real table; its columns: {columns}")
     if target is not None and target not in columns:
         raise TableEvalError(f"target column {target!r} is not in the real table; its columns: {columns}")
+    if target is not None and len(columns) == 1:
+        raise TableEvalError(f"the target {target!r} is the only column: utility needs other columns to predict "
+                             "it from; leave the target out (no --set target)")
     categorical = tuple(c for c in columns if c in discrete_columns or c == target or _is_text(real[c]))
     continuous = tuple(c for c in columns if c not in categorical)
     frames = {}
