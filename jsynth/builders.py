@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import optax
 
 from jsynth import augment, losses
-from jsynth.configs import TrainConfig
+from jsynth.configs import TABLE_FAMILIES, TrainConfig
 from jsynth.families import GANFamily, VAEFamily
 from jsynth.models import (DCGANDiscriminator, DCGANGenerator, MLPDiscriminator, MLPGenerator,
                            check_image_shape, make_conv_vae, make_mlp_vae)
@@ -78,7 +78,11 @@ def build_family(config: TrainConfig, image_shape, num_classes: int,
     """The model family (modules, optimisers, loss settings) of a resolved config and data shape.
 
     ``axis_name``: the per-device family for ``shard_map``/``pmap`` (see ``jsynth.train.steps``).
+    For the table models ``image_shape`` is the data's ``TableShape`` (``jsynth.table_builders``).
     """
+    if config.family in TABLE_FAMILIES:
+        from jsynth.table_builders import build_table_family  # it builds on this module's optimisers
+        return build_table_family(config, image_shape, num_classes, axis_name)
     if config.family == "gan":
         generator, discriminator = build_gan(config, image_shape, num_classes, axis_name)
         d_loss, g_loss = _GAN_LOSSES[config.gan_loss]

@@ -97,9 +97,16 @@ def _train(args) -> None:
 
 def _sample(args) -> None:
     from jsynth.generate import sample_to_disk
+    from jsynth.table_sampling import sample_table_to_disk, table_sample_flags
 
-    manifest = sample_to_disk(args.workdir, args.out, num=args.num, batch_size=args.batch_size,
-                              seed=args.seed, label=args.label, fmt=args.format,
+    if table_sample_flags(args.workdir, args.condition, args.label, args.range):  # a table model (tvae, ctgan)
+        manifest = sample_table_to_disk(args.workdir, args.out, num=args.num, batch_size=args.batch_size,
+                                        seed=args.seed, condition=args.condition, fmt=args.format,
+                                        shard_size=args.shard_size, use_ema=not args.no_ema)
+        _say(f"wrote {manifest['num']} rows in {len(manifest['shards'])} shards to {args.out}")
+        return
+    manifest = sample_to_disk(args.workdir, args.out, num=args.num, batch_size=args.batch_size or 256,
+                              seed=args.seed, label=args.label, fmt=args.format or "npz",
                               shard_size=args.shard_size, use_ema=not args.no_ema, sample_range=args.range)
     if args.range:
         _say(f"wrote samples {args.range[0]}..{args.range[1] - 1} of {manifest['num']} in "
@@ -170,7 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
     distributed = _distributed_flags()
     train = commands.add_parser("train", parents=[distributed],
                                 help="train (or resume) a model in a workdir")
-    train.add_argument("--model", required=True, help="mlpgan, dcgan, mlpvae or convvae")
+    train.add_argument("--model", required=True, help="mlpgan, dcgan, mlpvae or convvae; tvae or ctgan for tables")
     train.add_argument("--data", default="digits", help="digits | mnist:DIR | npz:PATH | folder:DIR")
     train.add_argument("--workdir", required=True)
     train.add_argument("--conditional", action="store_true", help="class-conditional model")
@@ -194,10 +201,13 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--workdir", required=True)
     sample.add_argument("--num", type=int, required=True)
     sample.add_argument("--out", required=True)
-    sample.add_argument("--batch-size", type=int, default=256)
+    sample.add_argument("--batch-size", type=int, help="samples per device call (default: 256; tables 10000)")
     sample.add_argument("--seed", type=int, default=0)
     sample.add_argument("--label", type=int, help="one class for every sample (default: balanced)")
-    sample.add_argument("--format", choices=("npz", "png"), default="npz")
+    sample.add_argument("--format", choices=("npz", "png", "parquet", "csv"),
+                        help="npz (default) or png for images; parquet (default) or csv for tables")
+    sample.add_argument("--condition", metavar="COLUMN=VALUE",
+                        help="tables: every row has this value of a categorical column")
     sample.add_argument("--shard-size", type=int)
     sample.add_argument("--no-ema", action="store_true", help="use the raw generator weights")
     sample.add_argument("--range", type=index_range, metavar="START:STOP",

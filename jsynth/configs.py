@@ -14,7 +14,9 @@ from jsynth.overrides import apply_overrides
 from jsynth.errors import UserError
 
 # Model name -> family. The families decide the train step and what a sample is.
-MODEL_FAMILIES = {"mlpgan": "gan", "dcgan": "gan", "mlpvae": "vae", "convvae": "vae"}
+MODEL_FAMILIES = {"mlpgan": "gan", "dcgan": "gan", "mlpvae": "vae", "convvae": "vae",
+                  "tvae": "tabular_vae", "ctgan": "tabular_gan"}
+TABLE_FAMILIES = ("tabular_vae", "tabular_gan")  # trained on tables (csv:/parquet: data), not images
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("constant", "cosine", "warmup_cosine")
 LIKELIHOODS = ("bernoulli", "gaussian")
@@ -30,6 +32,9 @@ _MODEL_DEFAULTS = {
     "dcgan": dict(width=64, latent_dim=100, learning_rate=2e-4, b1=0.5, d_conditioning="projection"),
     "mlpvae": dict(width=400, latent_dim=20, learning_rate=1e-3, b1=0.9),
     "convvae": dict(width=32, latent_dim=20, learning_rate=1e-3, b1=0.9),
+    # Xu et al. (2019): TVAE 128-128 with a 128-d latent, Adam 1e-3; CTGAN 256-256, 128-d noise, Adam 2e-4, b1 0.5.
+    "tvae": dict(width=128, latent_dim=128, learning_rate=1e-3, b1=0.9),
+    "ctgan": dict(width=256, latent_dim=128, learning_rate=2e-4, b1=0.5),
 }
 
 # Fields that change nothing a step computes: they may differ between a run and its resumption.
@@ -88,6 +93,12 @@ class TrainConfig:
     spectral_norm: bool = False        # spectrally normalised discriminator
     d_conditioning: str | None = None  # conditional D: "concat" or "projection" (None: the model's own)
     diffaugment: str = ""              # DiffAugment: comma list of translation,cutout,color ("": off)
+    # Tables (tvae, ctgan; README, "Tables").
+    target: str | None = None          # the label column: the model is conditional on it
+    discrete_columns: str = ""         # comma list of columns to treat as categorical whatever their dtype
+    max_modes: int = 10                # most modes of each continuous column's Gaussian mixture
+    pac: int = 10                      # ctgan: rows the critic judges together (PacGAN); divides batch_size
+    critic_dropout: float = 0.5        # ctgan: dropout after each critic layer
     # Operation.
     checkpoint_every: int = 500
     max_to_keep: int = 3
@@ -116,6 +127,7 @@ class TrainConfig:
         _check(self.beta >= 0, "beta", self.beta, "non-negative")
         self._check_vae_fields()
         self._check_gan_fields()
+        self._check_table_fields()
         _check(self.learning_rate is None or self.learning_rate > 0, "learning_rate",
                self.learning_rate, "positive")
         _check(self.warmup_steps >= 0, "warmup_steps", self.warmup_steps, "non-negative")
@@ -168,6 +180,25 @@ class TrainConfig:
                 _check(getattr(self, name) == defaults[name], name, getattr(self, name),
                        f"{defaults[name]!r} for model={self.model!r} (a GAN option)")
 
+    def _check_table_fields(self):
+        _check(self.max_modes >= 1, "max_modes", self.max_modes, "a positive integer")
+        _check(self.pac >= 1, "pac", self.pac, "a positive integer")
+        _check(0.0 <= self.critic_dropout < 1.0, "critic_dropout", self.critic_dropout, "in [0, 1)")
+        if self.family not in TABLE_FAMILIES:
+            defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+            for name in ("target", "discrete_columns", "max_modes", "pac", "critic_dropout"):
+                _check(getattr(self, name) == defaults[name], name, getattr(self, name),
+                       f"{defaults[name]!r} for model={self.model!r} (an option of the table models tvae, ctgan)")
+        elif self.family != "tabular_gan":
+            for name, default in (("pac", 10), ("critic_dropout", 0.5)):
+                _check(getattr(self, name) == default, name, getattr(self, name),
+                       f"{default!r} for model={self.model!r} (a ctgan option)")
+
+    @property
+    def discrete_column_names(self) -> tuple[str, ...]:
+        """``discrete_columns`` as names ("a, b" -> ("a", "b"))."""
+        return tuple(name.strip() for name in self.discrete_columns.split(",") if name.strip())
+
     @property
     def diffaugment_names(self) -> tuple[str, ...]:
         """``diffaugment``'s transformations in the order given ("translation, cutout" -> two)."""
@@ -198,6 +229,8 @@ def resolve(config: TrainConfig) -> TrainConfig:
         # FiLM: label agreement 0.964 vs 0.940 and FD 25.2 vs 32.7 for the conditional MLP VAE at a
         # 4-minute budget on MNIST (README, "Image recipes").
         defaults["vae_conditioning"] = "film" if config.conditional else "input"
+    if config.family in TABLE_FAMILIES and config.target and not config.conditional:
+        config = dataclasses.replace(config, conditional=True)  # a target makes a table model conditional on it
     filled = {k: v for k, v in defaults.items() if getattr(config, k) is None}
     return dataclasses.replace(config, **filled)
 
@@ -245,7 +278,7 @@ def with_overrides(config: TrainConfig, assignments: list[str]) -> TrainConfig:
 
 def tiny(model: str = "dcgan", **overrides) -> TrainConfig:
     """A seconds-long config for tests: tiny widths, few steps, frequent checkpoints."""
-    widths = {"mlpgan": 16, "dcgan": 4, "mlpvae": 16, "convvae": 4}
+    widths = {"mlpgan": 16, "dcgan": 4, "mlpvae": 16, "convvae": 4, "tvae": 16, "ctgan": 16}
     base = dict(model=model, steps=6, batch_size=16, width=widths[model], latent_dim=8,
                 checkpoint_every=3, log_every=2, sample_every=1000, progress=False)
     base.update(overrides)

@@ -150,7 +150,8 @@ def _finished_shards(out_dir: str, manifest: dict | None, request: dict) -> dict
 
 def write_samples(out_dir: str, chunks: Callable[[int, int], Iterator[Chunk]], *, num: int,
                   shard_size: int, request: dict, fmt: str = "npz", shard_indices=None,
-                  manifest_name: str = MANIFEST, progress: bool = True) -> dict:
+                  manifest_name: str = MANIFEST, progress: bool = True,
+                  encode: Callable[[np.ndarray, np.ndarray | None], bytes] | None = None) -> dict:
     """Writes samples 0..num-1 as shards of ``shard_size`` and returns the manifest.
 
     Args:
@@ -159,8 +160,10 @@ def write_samples(out_dir: str, chunks: Callable[[int, int], Iterator[Chunk]], *
         manifest and compared on restart.
       shard_indices: the shards this process writes (default: all); a multi-process run splits
         them, each process listing its own in ``manifest_name`` (see ``merge_manifests``).
+      encode: ``encode(samples, labels) -> bytes``, a shard's file in ``fmt`` (default: the
+        npz/png of images); how other kinds of samples are written (tables: ``jsynth.table_sampling``).
     """
-    if fmt not in FORMATS:
+    if fmt not in FORMATS and encode is None:
         raise SampleOutputError(f"format must be one of {FORMATS}, got {fmt!r}")
     if num <= 0 or shard_size <= 0:
         raise SampleOutputError(f"num and shard size must be positive, got {num} and {shard_size}")
@@ -187,7 +190,7 @@ def write_samples(out_dir: str, chunks: Callable[[int, int], Iterator[Chunk]], *
         parts = list(chunks(start, stop))
         images = np.concatenate([c.images for c in parts])
         labels = None if parts[0].labels is None else np.concatenate([c.labels for c in parts])
-        payload = _encode(images, labels, fmt)
+        payload = _encode(images, labels, fmt) if encode is None else encode(images, labels)
         name = shard_name(index, fmt)
         write_atomic(os.path.join(out_dir, name), payload)
         entry = {"index": index, "file": name, "num": stop - start,

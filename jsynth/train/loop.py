@@ -27,6 +27,7 @@ from jsynth.errors import UserError
 from jsynth.images import save_grid
 from jsynth.families import ModelFamily
 from jsynth.preemption import PreemptionWatch
+from jsynth.train import table_run
 from jsynth.train.steps import make_step
 from jsynth.train.tensorboard import ScalarWriter, tensorboard_dir
 
@@ -48,13 +49,15 @@ class RunSetup:
     @functools.cached_property
     def data_digest(self) -> str:
         """The data's content digest (``jsynth.data.content_digest``), kept in checkpoints."""
+        if hasattr(self.dataset, "content_digest"):  # a table (jsynth.train.table_run)
+            return self.dataset.content_digest()
         return jdata.content_digest(self.dataset)
 
 
 def prepare(config: TrainConfig, dataset: jdata.Dataset | None = None) -> RunSetup:
     """Resolves the config, loads the data and builds the model family; checks they fit together."""
     config = resolve(config)
-    dataset = dataset if dataset is not None else jdata.load(config.data, config.image_size)
+    dataset = dataset if dataset is not None else table_run.load_training_data(config)
     if config.conditional and dataset.labels is None:
         raise jdata.DataError(f"--conditional needs labels, but {dataset.name} has none (for "
                               "folder: data, put each class in its own sub-folder)")
@@ -118,7 +121,9 @@ def run(config: TrainConfig, workdir: str, *, dataset: jdata.Dataset | None = No
 
 def _train(config: TrainConfig, workdir: str, dataset: jdata.Dataset | None, time_limit_s: float | None,
            allow_changes: tuple[str, ...]):
-    setup = prepare(wd.keep_schedule(workdir, config), dataset)
+    config = wd.keep_schedule(workdir, config)
+    # A resumed table run encodes with the transform saved in its workdir.
+    setup = prepare(config, dataset if dataset is not None else table_run.load_training_data(config, workdir))
     config, mesh, family = setup.config, setup.mesh, setup.family
     is_chief = jax.process_index() == 0
     checkpoints = Checkpointer(wd.checkpoint_dir(workdir), config.max_to_keep)
@@ -148,9 +153,10 @@ def _train(config: TrainConfig, workdir: str, dataset: jdata.Dataset | None, tim
     clock = _Budget(spent, time_limit_s, check_every=config.log_every)
 
     train_step = make_step(family, mesh)
-    images = jdata.to_model_range(setup.dataset.images, family.data_range)
-    labels = setup.dataset.labels
     rows = jdata.process_rows(config.batch_size, jax.process_index(), jax.process_count())
+    table_batches = table_run.batch_source(setup, workdir, rows)  # tables: step -> batch; None for images
+    images = jdata.to_model_range(setup.dataset.images, family.data_range) if table_batches is None else None
+    labels = setup.dataset.labels
     n = len(setup.dataset)
     progress = tqdm(total=config.steps, initial=start, desc=f"train {config.model}", unit="step",
                     disable=not (config.progress and is_chief), dynamic_ncols=True)
@@ -165,8 +171,8 @@ def _train(config: TrainConfig, workdir: str, dataset: jdata.Dataset | None, tim
     with PreemptionWatch() as preemption:
         for step in range(start, config.steps):
             index = jdata.batch_indices(step, config.batch_size, n, config.seed)[rows]
-            batch = {"image": images[index]}
-            if setup.num_classes:
+            batch = {"image": images[index]} if table_batches is None else table_batches(step)
+            if setup.num_classes and table_batches is None:
                 batch["label"] = labels[index]
             previous = metrics
             state, metrics = train_step(state, parallel.shard_batch(mesh, batch),
@@ -205,7 +211,7 @@ def _train(config: TrainConfig, workdir: str, dataset: jdata.Dataset | None, tim
                     raise _diverged(checkpoints, f"the parameters became non-finite between step "
                                                  f"{last_checked} and step {done}", config.learning_rate)
                 checkpoints.save(done, state, checkpoint_metadata(setup, done, clock.seconds()))
-            if is_chief and (done % config.sample_every == 0 or done == config.steps):
+            if is_chief and images is not None and (done % config.sample_every == 0 or done == config.steps):
                 write_sample_grid(setup, state, os.path.join(wd.samples_dir(workdir), f"step_{done:07d}.png"))
             if preempted:
                 if is_chief and out_of_time:
