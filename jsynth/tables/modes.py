@@ -25,6 +25,7 @@ import warnings
 import numpy as np
 
 DEFAULT_FIT_ROWS = 10_000
+PARALLEL_ROWS = 20_000  # fit in parallel processes from this many subsampled values in all
 WEIGHT_THRESHOLD = 0.005
 CONCENTRATION_PRIOR = 0.001
 
@@ -71,7 +72,9 @@ def fit_all_modes(columns: list[np.ndarray], max_modes: int = 10, fit_rows: int 
     # Subsample here so the workers are sent at most fit_rows values per column.
     work = [_subsample(values, fit_rows, seed * 1000 + i) for i, values in enumerate(columns)]
     if n_jobs is None:
-        n_jobs = min(len(columns), os.cpu_count() or 1)
+        # Starting worker processes costs about a second: worth it only for sizeable fits.
+        big = sum(len(args[0]) for args in work) >= PARALLEL_ROWS
+        n_jobs = min(len(columns), os.cpu_count() or 1) if big else 1
     if n_jobs <= 1 or len(columns) <= 1:
         return [_fit(*args, max_modes) for args in work]
     from joblib import Parallel, delayed

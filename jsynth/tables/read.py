@@ -77,7 +77,11 @@ def read_table(path_or_spec: str) -> pd.DataFrame:
         raise TableError(f"{path} has a header ({', '.join(table.column_names[:5])}"
                          f"{' ...' if table.num_columns > 5 else ''}) but no rows; a table needs "
                          "at least one row of data.")
-    return _to_pandas(table)
+    for name in table.column_names:
+        if table.column(name).null_count == table.num_rows:
+            raise TableError(f"{path}: column {name!r} is empty (every value is missing), so there is "
+                             "nothing to learn from it; drop that column from the table.")
+    return _to_pandas(path, table)
 
 
 def _read_csv(path: str) -> pa.Table:
@@ -90,30 +94,54 @@ def _read_csv(path: str) -> pa.Table:
     try:
         return pa_csv.read_csv(path, parse_options=parse, convert_options=convert)
     except pa.ArrowInvalid as error:
-        raise TableError(_csv_problem(path, str(error))) from None
+        raise TableError(_csv_problem(path, str(error), parse.delimiter)) from None
     except (OSError, UnicodeDecodeError) as error:
         raise TableError(f"{path} could not be read as CSV: {error}.") from None
 
 
-def _csv_problem(path: str, message: str) -> str:
+def _csv_problem(path: str, message: str, delimiter: str) -> str:
     """A pyarrow parse error as a message that says what to do."""
     first = message.strip().splitlines()[0] if message.strip() else message
     if "Empty CSV file" in message:
         return f"{path} is empty; a CSV table needs a header row and at least one row of data."
     if "Expected" in message and "columns" in message:
-        return (f"{path} has ragged rows ({first}): every row must have as many fields as the "
-                "header. Fix or drop that row (a field containing the delimiter must be quoted).")
+        line = _ragged_line(path, delimiter)
+        where = f"line {line}" if line else "a row"
+        return (f"{path} has ragged rows: {where} has a different number of fields than the header "
+                f"({first.replace('CSV parse error: ', '')}). Fix or drop that row (a field that "
+                "contains the delimiter must be quoted).")
     if "UTF8" in message or "UTF-8" in message or "utf8" in message:
         return (f"{path} holds bytes that are not UTF-8 text ({first}); re-encode the file, e.g. "
                 f"`iconv -f latin1 -t utf-8 {os.path.basename(path)} > fixed.csv`.")
     return f"{path} could not be parsed as CSV with a header row: {first}"
 
 
+def _ragged_line(path: str, delimiter: str) -> int | None:
+    """The 1-based line of the first row whose field count differs from the header's (only run
+    after pyarrow reported one, to name it; streams the file)."""
+    import csv
+    import gzip
+    import bz2
+
+    opener = gzip.open if path.endswith(".gz") else bz2.open if path.endswith(".bz2") else open
+    try:
+        with opener(path, "rt", newline="", encoding="utf-8", errors="replace") as f:
+            reader = csv.reader(f, delimiter=delimiter)
+            width = len(next(reader))
+            for row in reader:
+                if row and len(row) != width:
+                    return reader.line_num
+    except (OSError, csv.Error, StopIteration):
+        return None
+    return None
+
+
 def _read_parquet(path: str) -> pa.Table:
     try:
         return pa_parquet.read_table(path)
     except (pa.ArrowException, OSError) as error:
-        raise TableError(f"{path} could not be read as Parquet: {error}. Is it a Parquet file?") from None
+        raise TableError(f"{path} could not be read as Parquet ({str(error).rstrip('.')}); is it a "
+                         "Parquet file? Name CSV files csv:PATH.") from None
 
 
 def _check_names(path: str, names: list[str]) -> None:
@@ -133,7 +161,13 @@ def _check_names(path: str, names: list[str]) -> None:
                          "no name in the header; name them.")
 
 
-def _to_pandas(table: pa.Table) -> pd.DataFrame:
+def _to_pandas(path: str, table: pa.Table) -> pd.DataFrame:
+    for name, field in zip(table.column_names, table.schema):
+        if pa.types.is_binary(field.type) or pa.types.is_large_binary(field.type):
+            # pyarrow's CSV reader falls back to raw bytes for a column that is not valid UTF-8.
+            raise TableError(f"{path}: column {name!r} holds bytes that are not UTF-8 text (e.g. "
+                             "Latin-1); re-encode the file as UTF-8, e.g. `iconv -f latin1 -t utf-8 "
+                             f"{os.path.basename(path)} > fixed{os.path.splitext(path)[1]}`.")
     frame = table.to_pandas()
     for name, field in zip(table.column_names, table.schema):
         kind = field.type
@@ -146,6 +180,6 @@ def _to_pandas(table: pa.Table) -> pd.DataFrame:
             try:  # non-UTF-8 bytes in Parquet strings surface here, not while reading
                 table.column(name).validate(full=True)
             except pa.ArrowInvalid as error:
-                raise TableError(f"column {name!r} holds bytes that are not UTF-8 text ({error}); "
-                                 "re-encode it.") from None
+                raise TableError(f"{path}: column {name!r} holds bytes that are not UTF-8 text "
+                                 f"({error}); re-encode it as UTF-8.") from None
     return frame

@@ -115,7 +115,10 @@ def load_table_data(spec: str, discrete_columns: Sequence[str] | None = None, ta
     """
     frame = read_table(spec)
     if transform is None:
-        columns = infer_columns(frame, discrete_columns, target, max_categories)
+        try:
+            columns = infer_columns(frame, discrete_columns, target, max_categories)
+        except TableError as error:  # name the file: infer_columns only sees a DataFrame
+            raise TableError(f"{spec}: {error}") from None
         transform = TableTransform.fit(frame, columns, max_modes=max_modes, fit_rows=fit_rows, seed=seed)
     else:
         names = [str(n) for n in frame.columns]

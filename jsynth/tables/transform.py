@@ -347,7 +347,8 @@ def _encode_continuous(out, start, series, column, modes, rng, unknown):
 
 def _encode_categorical(out, start, series, column, unknown):
     categories = list(column.categories)
-    codes = pd.Categorical(series, categories=categories).codes.astype(np.int64)
+    # -1 for missing values and values not among the categories; sorted out below.
+    codes = pd.Index(categories, dtype=object).get_indexer(series.astype(object)).astype(np.int64)
     missing = series.isna().to_numpy()
     unseen = (codes < 0) & ~missing
     n = len(categories)
