@@ -116,6 +116,15 @@ def _sample(args) -> None:
     _say(f"wrote {manifest['num']} samples in {len(manifest['shards'])} shards to {args.out}")
 
 
+def _pack(args) -> None:
+    from jsynth.pack import DEFAULT_SHARD_SIZE, pack
+
+    metadata = pack(args.data, args.out, shard_size=args.shard_size or DEFAULT_SHARD_SIZE,
+                    image_size=args.image_size)
+    print(f"packed {metadata['num']} images {tuple(metadata['image_shape'])} in {len(metadata['shards'])} "
+          f"shards to {args.out}; train with --data arrayrecord:{args.out}")
+
+
 def _manifest(args) -> None:
     from jsynth.manifest_merge import merge_pieces
 
@@ -178,7 +187,8 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", parents=[distributed],
                                 help="train (or resume) a model in a workdir")
     train.add_argument("--model", required=True, help="mlpgan, dcgan, mlpvae or convvae; tvae or ctgan for tables")
-    train.add_argument("--data", default="digits", help="digits | mnist:DIR | npz:PATH | folder:DIR")
+    train.add_argument("--data", default="digits",
+                       help="digits | mnist:DIR | npz:PATH | folder:DIR | arrayrecord:DIR")
     train.add_argument("--workdir", required=True)
     train.add_argument("--conditional", action="store_true", help="class-conditional model")
     train.add_argument("--steps", type=int)
@@ -214,6 +224,13 @@ def build_parser() -> argparse.ArgumentParser:
                         help="write only the shards of samples START..STOP-1 (one job-array task; "
                              "whole shards: see `jsynth manifest merge`)")
     sample.set_defaults(run=_sample)
+
+    packer = commands.add_parser("pack", help="write a data set as ArrayRecord shards for streaming")
+    packer.add_argument("--data", required=True, help="digits | mnist:DIR | npz:PATH | folder:DIR")
+    packer.add_argument("--out", required=True, help="a new directory")
+    packer.add_argument("--shard-size", type=int, help="images per shard file (default 10000)")
+    packer.add_argument("--image-size", type=int, help="folder: data: resize to this square size")
+    packer.set_defaults(run=_pack)
 
     manifest = commands.add_parser("manifest", help="job-array sample pieces -> one manifest")
     manifest_commands = manifest.add_subparsers(dest="action", required=True)

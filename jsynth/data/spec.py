@@ -7,12 +7,14 @@ Spec forms:
   mnist:DIR:test      the t10k-* files in DIR
   npz:PATH            arrays x (and optional y) in a .npz archive
   folder:DIR          PNG/JPEG images, one sub-folder per class or unlabelled
+  arrayrecord:DIR     a set `jsynth pack` wrote: opened lazily, training streams it
 Paths may be relative (to the working directory) and may start with ~.
 """
 import os
 from collections.abc import Callable
 from pathlib import Path
 
+from jsynth.data.arrayrecord import open_packed
 from jsynth.data.dataset import Dataset
 from jsynth.data.digits import load_digits
 from jsynth.data.errors import DataError
@@ -27,6 +29,7 @@ _FORMS = (
     "mnist:DIR:test",
     "npz:PATH",
     "folder:DIR",
+    "arrayrecord:DIR",
 )
 
 
@@ -62,12 +65,17 @@ def _folder(spec: str, arg: str | None, image_size: int | None) -> Dataset:
     return load_folder(_path(spec, arg or ""), image_size=image_size)
 
 
+def _arrayrecord(spec: str, arg: str | None, image_size: int | None) -> Dataset:
+    return open_packed(str(_path(spec, arg or "")))  # no image read until .images is asked for
+
+
 # Scheme -> loader(spec, argument after the first ':' or None, image_size).
 _LOADERS: dict[str, Callable[[str, str | None, int | None], Dataset]] = {
     "digits": _digits,
     "mnist": _mnist,
     "npz": _npz,
     "folder": _folder,
+    "arrayrecord": _arrayrecord,
 }
 
 

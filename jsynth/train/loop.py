@@ -29,6 +29,7 @@ from jsynth.families import ModelFamily
 from jsynth.preemption import PreemptionWatch
 from jsynth.train import table_run
 from jsynth.train.steps import make_step
+from jsynth.train.stream import packed_batches
 from jsynth.train.tensorboard import ScalarWriter, tensorboard_dir
 
 
@@ -155,7 +156,9 @@ def _train(config: TrainConfig, workdir: str, dataset: jdata.Dataset | None, tim
     train_step = make_step(family, mesh)
     rows = jdata.process_rows(config.batch_size, jax.process_index(), jax.process_count())
     table_batches = table_run.batch_source(setup, workdir, rows)  # tables: step -> batch; None for images
-    images = jdata.to_model_range(setup.dataset.images, family.data_range) if table_batches is None else None
+    packed = packed_batches(setup, rows, start)  # packed data: Grain streams device batches; None otherwise
+    images = (jdata.to_model_range(setup.dataset.images, family.data_range)
+              if table_batches is None and packed is None else None)
     labels = setup.dataset.labels
     n = len(setup.dataset)
     progress = tqdm(total=config.steps, initial=start, desc=f"train {config.model}", unit="step",
@@ -170,13 +173,16 @@ def _train(config: TrainConfig, workdir: str, dataset: jdata.Dataset | None, tim
     metrics = None
     with PreemptionWatch() as preemption:
         for step in range(start, config.steps):
-            index = jdata.batch_indices(step, config.batch_size, n, config.seed)[rows]
-            batch = {"image": images[index]} if table_batches is None else table_batches(step)
-            if setup.num_classes and table_batches is None:
-                batch["label"] = labels[index]
+            if packed is not None:  # read by Grain (this process's rows, uint8), scaled on the devices
+                device_batch = next(packed)
+            else:
+                index = jdata.batch_indices(step, config.batch_size, n, config.seed)[rows]
+                batch = {"image": images[index]} if table_batches is None else table_batches(step)
+                if setup.num_classes and table_batches is None:
+                    batch["label"] = labels[index]
+                device_batch = parallel.shard_batch(mesh, batch)
             previous = metrics
-            state, metrics = train_step(state, parallel.shard_batch(mesh, batch),
-                                        jax.random.fold_in(step_key, step))
+            state, metrics = train_step(state, device_batch, jax.random.fold_in(step_key, step))
             # At most two steps in flight: the next batch is still prepared while a step runs, but
             # XLA:CPU aborts (collective rendezvous timeout) when hundreds of all-reducing steps
             # are queued at once.
@@ -211,7 +217,7 @@ def _train(config: TrainConfig, workdir: str, dataset: jdata.Dataset | None, tim
                     raise _diverged(checkpoints, f"the parameters became non-finite between step "
                                                  f"{last_checked} and step {done}", config.learning_rate)
                 checkpoints.save(done, state, checkpoint_metadata(setup, done, clock.seconds()))
-            if is_chief and images is not None and (done % config.sample_every == 0 or done == config.steps):
+            if is_chief and (images is not None or packed is not None) and (done % config.sample_every == 0 or done == config.steps):
                 write_sample_grid(setup, state, os.path.join(wd.samples_dir(workdir), f"step_{done:07d}.png"))
             if preempted:
                 if is_chief and out_of_time:
