@@ -163,7 +163,7 @@ def _bench(args) -> None:
     bench_command(args.kind, arch=args.arch, batch_size=args.batch_size, num=args.num,
                   devices=args.devices, dtype=args.dtype, upsample=args.upsample, torch=args.torch,
                   torch_modes=args.torch_modes, rounds=args.rounds, steps=args.steps,
-                  as_json=args.json, out=args.out)
+                  as_json=args.json, out=args.out, data=args.data)
 
 
 def _quickstart(args) -> None:
@@ -257,7 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.set_defaults(run=_eval)
 
     bench = commands.add_parser("bench", help="sampling / training throughput, optionally beside PyTorch")
-    bench.add_argument("kind", choices=("sampling", "train"))
+    bench.add_argument("kind", choices=("sampling", "train", "input"))
     bench.add_argument("--arch", help="dcgan28,dcgan64,mlpvae (comma list; train: dcgan28)")
     bench.add_argument("--batch-size", help="comma list, e.g. 256,1024")
     bench.add_argument("--num", type=int, help="samples per timed repetition (default: 2 chunks)")
@@ -267,7 +267,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--torch", action="store_true", help="time the PyTorch twins alternately too")
     bench.add_argument("--torch-modes", help="eager,channels_last,compile (default: all three)")
     bench.add_argument("--rounds", type=int, default=5, help="interleaved timing rounds (medians)")
-    bench.add_argument("--steps", type=int, default=4, help="train: steps per repetition")
+    bench.add_argument("--steps", type=int, default=4, help="train, input: steps per repetition")
+    bench.add_argument("--data", default="digits", help="input: the data to time, packed and in memory")
     bench.add_argument("--json", action="store_true", help="one JSON object per line")
     bench.add_argument("--out", help="also write the records to this JSON-lines file")
     bench.set_defaults(run=_bench)

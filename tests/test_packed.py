@@ -183,3 +183,13 @@ def test_two_processes_read_disjoint_halves_resume_after_sigkill_and_match_one_p
     assert len(set(epoch[0]) & set(epoch[1])) == 0 and len(epoch[0]) == len(epoch[1]) == NUM // 2
     assert sorted(set(epoch[0]) | set(epoch[1])) == list(range(NUM))  # together: the whole set, once
     assert reference_dir != workdir
+
+
+def test_bench_input_reports_both_pipelines(capsys):
+    assert main(["bench", "input", "--json", "--batch-size", "32", "--steps", "2", "--rounds", "1"]) == 0
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["source"] for r in records] == ["in_memory", "packed"]
+    for record in records:
+        assert record["bench"] == "input" and record["num"] == 64 and record["batch_size"] == 32
+        assert record["images_per_s"] > 0 and len(record["seconds_all"]) == 1
+        assert record["data"] == "digits" and record["devices"] == 8

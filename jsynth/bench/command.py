@@ -10,7 +10,8 @@ import json
 from typing import IO
 
 DEFAULTS = {"sampling": {"arch": "dcgan28,dcgan64,mlpvae", "batch_size": "256,1024"},
-            "train": {"arch": "dcgan28", "batch_size": "256"}}
+            "train": {"arch": "dcgan28", "batch_size": "256"},
+            "input": {"arch": "", "batch_size": "256"}}
 
 
 def _ints(text: str | None) -> list[int | None]:
@@ -27,11 +28,11 @@ def bench_command(kind: str, *, arch: str | None = None, batch_size: str | None 
                   num: int | None = None, devices: str | None = None, dtype: str = "float32",
                   upsample: str = "subpixel", torch: bool = False, torch_modes: str | None = None,
                   rounds: int = 5, steps: int = 4, as_json: bool = False, out: str | None = None,
-                  stream: IO | None = None, peak_size: int = 1536) -> list[dict]:
+                  stream: IO | None = None, peak_size: int = 1536, data: str = "digits") -> list[dict]:
     """Runs ``jsynth bench KIND`` and prints its records; returns them.
 
     Args:
-      kind: "sampling" or "train".
+      kind: "sampling", "train" or "input" (the input pipeline: packed vs in-memory ``data``).
       arch, batch_size, devices, dtype, upsample, torch_modes: comma lists ("1,2", "all").
       torch: include the PyTorch twins (skipped with a message when torch is missing).
       rounds: interleaved timing rounds (medians are reported).
@@ -60,6 +61,9 @@ def bench_command(kind: str, *, arch: str | None = None, batch_size: str | None 
     try:
         if kind == "sampling":
             return runner.run_sampling(archs, sizes, num, **common)
+        if kind == "input":
+            from jsynth.bench.input_bench import run_input
+            return run_input(data, sizes, steps, _ints(devices), rounds, emit=emit)
         if archs != ["dcgan28"]:
             raise ValueError(f"the training benchmark is dcgan28 only, got --arch {','.join(archs)}")
         return runner.run_train(sizes, steps, **common)

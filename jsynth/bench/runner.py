@@ -178,6 +178,9 @@ def _add_scaling(records: list[dict]) -> list[dict]:
 
 def format_row(record: dict) -> str:
     """One human-readable line per record (the CLI's output without --json)."""
+    if record["bench"] == "input":
+        return (f"input  {record['source']:9s} b{record['batch_size']:<5d} d{record['devices']} "
+                f"{record['dtype']:8s} {record['images_per_s']:10.1f} images/s  ({record['data']})")
     if record["bench"].endswith("summary"):
         parts = [f"{k}: jsynth {v['jsynth']} {v['jsynth_samples_per_s']:.0f}/s vs torch {v['torch']} "
                  f"{v['torch_samples_per_s']:.0f}/s = {v['ratio']:.2f}x"

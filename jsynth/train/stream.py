@@ -69,9 +69,7 @@ class PackedBatches:
         options = grain.ReadOptions(num_threads=read_threads, prefetch_buffer_size=prefetch)
         self._batches = iter(pipeline.to_iter_dataset(options))
         self._mesh = mesh
-        table = jnp.asarray(scale_table(data_range))
-        self._scale = jax.jit(lambda batch: {**batch, "image": jnp.take(table, batch["image"].astype(jnp.int32),
-                                                                         axis=0)})
+        self._table = jax.device_put(scale_table(data_range), parallel.replicated(mesh))
 
     def __iter__(self):
         return self
@@ -82,7 +80,13 @@ class PackedBatches:
         if self._log:
             with open(self._log, "ab") as f:
                 f.write(np.concatenate([[step], index]).astype(np.int64).tobytes())
-        return self._scale(parallel.shard_batch(self._mesh, batch))
+        return _scale(self._table, parallel.shard_batch(self._mesh, batch))
+
+
+@jax.jit
+def _scale(table, batch):
+    """uint8 images -> the model's range, by table lookup (each device its own rows)."""
+    return {**batch, "image": jnp.take(table, batch["image"].astype(jnp.int32), axis=0)}
 
 
 def packed_batches(setup, rows: slice, start: int) -> PackedBatches | None:
