@@ -4,7 +4,7 @@
 here (``evaluate_table_files``) when --data names a table. OUT is one table (``csv:PATH``,
 ``parquet:PATH`` or a path ending in .csv / .parquet) or a folder of shards: with a manifest.json
 (``{"shards": [{"file", "num", "sha256"}, ...]}``, as ``jsynth sample --format parquet|csv`` writes)
-every listed shard is checked against its sha256 and read in order; without one, every .parquet /
+every listed shard is checked against its sha256 and read in order (``jsynth.tables.read_table_shards``); without one, every .parquet /
 .csv file in it, by name. Without --holdout, a share of --data (``holdout_fraction``) is held out,
 and a warning says that the privacy metrics then assume the generator never saw it.
 """
@@ -34,11 +34,10 @@ def read_synthetic_table(path: str) -> tuple[pd.DataFrame, dict]:
     """(the synthetic rows, where they came from) for a table file or a folder of shards.
 
     Raises:
-      TableEvalError: a path that does not exist, a folder without tables, a manifest shard that
-        is missing, outside the folder or changed since it was written.
+      TableEvalError: a path that does not exist, a folder without tables.
+      TableError: a manifest shard that is missing, outside the folder or changed since it was
+        written (``jsynth.tables.read_table_shards``), a table that cannot be read.
     """
-    from jsynth.shards import sha256_file
-
     bare = path.partition(":")[2] if path.partition(":")[0] in ("csv", "parquet") else path
     if not os.path.exists(bare):
         raise TableEvalError(f"--samples {path} does not exist; give a `jsynth sample --format parquet|csv` "
@@ -47,40 +46,18 @@ def read_synthetic_table(path: str) -> tuple[pd.DataFrame, dict]:
         return _read(path), {"samples": os.path.abspath(bare)}
     manifest_path = os.path.join(bare, MANIFEST)
     if os.path.exists(manifest_path):
-        try:
-            with open(manifest_path) as f:
-                manifest = json.load(f)
-            entries = list(manifest["shards"])
-        except (ValueError, KeyError, TypeError):
-            raise TableEvalError(f"{manifest_path} is not a sample manifest with a 'shards' list; remove it to "
-                                 "read every table in the folder, or rerun `jsynth sample`") from None
-        if not entries:
-            raise TableEvalError(f"{manifest_path} lists no shards: the `jsynth sample` run that wrote it finished "
-                                 "none; rerun it with the same arguments")
-        parts = []
-        for entry in entries:
-            file = entry.get("file") if isinstance(entry, dict) else None
-            if not isinstance(file, str) or os.path.basename(file) != file or file in ("", ".", ".."):
-                raise TableEvalError(f"{manifest_path} lists a shard {entry!r} that is not a file name inside "
-                                     f"{bare}; the manifest was edited or damaged, so nothing is read from it")
-            shard = os.path.join(bare, file)
-            if not os.path.isfile(shard):
-                raise TableEvalError(f"{shard} is listed in {manifest_path} but missing; rerun `jsynth sample` "
-                                     "with the same arguments to write it")
-            if isinstance(entry.get("sha256"), str) and sha256_file(shard) != entry["sha256"]:
-                raise TableEvalError(f"{shard} does not match the sha256 in {manifest_path}: it changed after it "
-                                     "was written. Rerun `jsynth sample` to rewrite it, or remove the manifest "
-                                     "to use the files as they are")
-            parts.append(_read(shard))
-        source = {"samples": os.path.abspath(bare), "shards": len(parts),
-                  **{k: manifest[k] for k in ("seed", "checkpoint_step", "dp") if k in manifest}}
-    else:
-        files = sorted(f for f in os.listdir(bare) if f.lower().endswith(_TABLE_SUFFIXES))
-        if not files:
-            raise TableEvalError(f"{bare} holds no .parquet or .csv tables and no {MANIFEST}")
-        parts = [_read(os.path.join(bare, f)) for f in files]
-        source = {"samples": os.path.abspath(bare), "shards": len(parts)}
-    return pd.concat(parts, ignore_index=True), source
+        from jsynth.shards import read_manifest
+        from jsynth.tables import read_table_shards  # every shard checked against its sha256
+
+        frame = read_table_shards(bare)
+        manifest = read_manifest(bare) or {}
+        return frame, {"samples": os.path.abspath(bare), "shards": len(manifest.get("shards", [])),
+                       **{k: manifest[k] for k in ("seed", "checkpoint_step", "dp") if k in manifest}}
+    files = sorted(f for f in os.listdir(bare) if f.lower().endswith(_TABLE_SUFFIXES))
+    if not files:
+        raise TableEvalError(f"{bare} holds no .parquet or .csv tables and no {MANIFEST}")
+    parts = [_read(os.path.join(bare, f)) for f in files]
+    return pd.concat(parts, ignore_index=True), {"samples": os.path.abspath(bare), "shards": len(parts)}
 
 
 def split_holdout(real: pd.DataFrame, fraction: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
