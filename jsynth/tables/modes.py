@@ -5,9 +5,10 @@ with a Dirichlet-process prior (``weight_concentration_prior=0.001``, at most ``
 components); components whose weight is below 0.005 are dropped. Two things make it fast:
   - it is fitted on a seeded subsample of at most ``fit_rows`` (default 10,000) present values of
     the column: a 1-D mixture of at most 10 modes is pinned down well by 10,000 points, and the
-    fit's cost grows with the rows (on this 2-core VM a 20,000-row fit took 2-8 s per adult column,
-    a 5,000-row one 0.2-0.5 s);
-  - the columns are fitted in parallel worker processes (joblib) when there are several.
+    fit's cost grows with the rows (CTGAN fits all rows: adult's 32,561);
+  - BLAS runs on one thread inside a fit (its matrices are tiny; spare BLAS threads spin-wait);
+  - the columns are fitted in parallel worker processes (joblib) when there are several and the
+    subsamples add up to at least PARALLEL_ROWS values (starting the workers costs about a second).
 Values are standardised before the fit (and the modes mapped back) so the fit behaves the same for
 ages and for incomes of a million.
 
@@ -93,7 +94,8 @@ def _subsample(values: np.ndarray, fit_rows: int, seed: int):
 
 
 def _fit(values: np.ndarray, low: float, high: float, seed: int, max_modes: int) -> Modes:
-    from sklearn.mixture import BayesianGaussianMixture  # heavy import, only when fitting
+    from sklearn.mixture import BayesianGaussianMixture  # heavy imports, only when fitting
+    from threadpoolctl import threadpool_limits
 
     center, scale = float(values.mean()), float(values.std())
     distinct = np.unique(values)
@@ -106,7 +108,10 @@ def _fit(values: np.ndarray, low: float, high: float, seed: int, max_modes: int)
         n_components=int(min(max_modes, len(distinct))),
         weight_concentration_prior_type="dirichlet_process",
         weight_concentration_prior=CONCENTRATION_PRIOR, n_init=1, random_state=seed)
-    with warnings.catch_warnings():
+    # One BLAS thread: the fit's matrices are tiny, and OpenBLAS's threads spin-wait for cores
+    # that other work holds (measured on this 2-core VM under load: 20,000 rows per column took
+    # 44 s of CPU for adult's six columns with 2 BLAS threads, 6.8 s with one).
+    with threadpool_limits(limits=1), warnings.catch_warnings():
         # Not converging in max_iter is normal here and harmless: the modes are only a coordinate
         # system for the normalised values, not a density estimate anyone reads.
         warnings.simplefilter("ignore")

@@ -227,6 +227,8 @@ class TableTransform:
         sends ``compact_dim`` numbers per row instead of ``output_dim`` (adult: 21 vs 155) and the
         host skips the argmaxes, the costly part of decoding in numpy.
         """
+        if xp is np:
+            return self._compact_numpy(np.asarray(matrix))
         starts = self._starts
         parts = []
         for column, modes in zip(self.columns, self.modes):
@@ -241,6 +243,42 @@ class TableTransform:
                 width = len(span_categories(column))
                 parts.append(xp.argmax(matrix[:, start:start + width], axis=1).astype(xp.float32))
         return xp.stack(parts, axis=1)
+
+    def _compact_numpy(self, matrix: np.ndarray, block: int = 8192) -> np.ndarray:
+        """``compact`` in numpy, block by block over transposed rows: np.argmax over a few columns
+        of a row-major matrix pays a per-row overhead (21 segments x 1M rows of adult: ~1.4 s of
+        CPU); comparing whole contiguous columns of a transposed block does the same work in
+        ~0.9 s (measured with random logits on this 2-core VM)."""
+        starts = self._starts
+        # Per compact column: ("value", column index in matrix) or ("argmax", start, width).
+        plan = []
+        for column, modes in zip(self.columns, self.modes):
+            start = starts[column.name]
+            if column.kind == CONTINUOUS:
+                k = len(modes.means)
+                plan += [("value", start), ("argmax", start + 1, k)]
+                if column.has_missing:
+                    plan.append(("argmax", start + 1 + k, 2))
+            else:
+                plan.append(("argmax", start, len(span_categories(column))))
+        out = np.empty((len(plan), len(matrix)), np.float32)
+        for r in range(0, len(matrix), block):
+            part = np.ascontiguousarray(matrix[r:r + block].T)
+            n = part.shape[1]
+            best, greater = np.empty(n, part.dtype), np.empty(n, bool)
+            for i, step in enumerate(plan):
+                target = out[i, r:r + n]
+                if step[0] == "value":
+                    target[:] = part[step[1]]
+                    continue
+                _, start, width = step
+                target[:] = 0
+                np.copyto(best, part[start])
+                for j in range(1, width):  # strict '>': ties go to the first, as np.argmax
+                    np.greater(part[start + j], best, out=greater)
+                    np.maximum(best, part[start + j], out=best)
+                    np.copyto(target, j, where=greater)
+        return out.T
 
     def decode_compact(self, compact: np.ndarray) -> pd.DataFrame:
         """The table a ``compact`` array stands for: original column names, order, dtypes,

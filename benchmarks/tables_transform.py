@@ -1,0 +1,70 @@
+"""How long the table transform takes on UCI Adult: read, fit, encode, decode a million rows.
+
+    python benchmarks/adult_csv.py --out data/adult
+    flock /tmp/jsynth-measure.lock python benchmarks/tables_transform.py --csv data/adult/adult-train.csv \
+        --repeats 3 --json benchmarks/results/tables-transform.jsonl
+
+Prints (and with --json appends) one JSON object per repeat and fit setting: seconds to read the
+CSV and infer its columns, to fit the transform (``fit_rows`` rows per continuous column,
+``n_jobs`` worker processes), to encode the table, and to decode 1,000,000 rows, both from the full
+(N, D) matrix (``decode``: the argmaxes in numpy) and from its ``compact`` form (what a sampler
+that runs ``compact`` on the device hands over).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+
+import numpy as np
+
+from jsynth.tables import TableTransform, infer_columns, read_table
+
+
+def timed(fn):
+    start = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - start
+
+
+def measure(csv: str, target: str, fit_rows: int, n_jobs: int | None, decode_rows: int) -> dict:
+    (frame, columns), read_s = timed(lambda: (lambda f: (f, infer_columns(f, target=target)))(read_table(csv)))
+    transform, fit_s = timed(lambda: TableTransform.fit(frame, columns, fit_rows=fit_rows, n_jobs=n_jobs))
+    rows, encode_s = timed(lambda: transform.encode(frame))
+    big = np.resize(rows, (decode_rows, rows.shape[1]))  # the table repeated: a million-row matrix
+    back, decode_s = timed(lambda: transform.decode(big))
+    compact = transform.compact(big)
+    _, decode_compact_s = timed(lambda: transform.decode_compact(compact))
+    assert len(back) == decode_rows
+    return {"bench": "tables_transform", "csv": os.path.basename(csv), "rows": len(frame),
+            "continuous": sum(c.kind == "continuous" for c in columns),
+            "categorical": sum(c.kind == "categorical" for c in columns),
+            "fit_rows": fit_rows, "n_jobs": n_jobs, "modes": [len(m.means) for m in transform.modes if m],
+            "output_dim": transform.output_dim, "read_infer_s": round(read_s, 3), "fit_s": round(fit_s, 3),
+            "encode_s": round(encode_s, 3), "decode_rows": decode_rows, "decode_s": round(decode_s, 3),
+            "decode_compact_s": round(decode_compact_s, 3), "cpus": os.cpu_count()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--csv", default="data/adult/adult-train.csv")
+    parser.add_argument("--target", default="income")
+    parser.add_argument("--fit-rows", type=int, nargs="+", default=[10_000])
+    parser.add_argument("--n-jobs", type=int, nargs="+", default=[0], help="0: the default (automatic)")
+    parser.add_argument("--decode-rows", type=int, default=1_000_000)
+    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--json", help="append the results to this JSON-lines file")
+    args = parser.parse_args()
+    for _ in range(args.repeats):
+        for fit_rows in args.fit_rows:
+            for n_jobs in args.n_jobs:
+                result = measure(args.csv, args.target, fit_rows, n_jobs or None, args.decode_rows)
+                print(json.dumps(result), flush=True)
+                if args.json:
+                    with open(args.json, "a") as f:
+                        f.write(json.dumps(result) + "\n")
+
+
+if __name__ == "__main__":
+    main()
