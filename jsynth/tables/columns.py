@@ -167,7 +167,7 @@ def _categorical(name: str, series: pd.Series, has_missing: bool, numeric: bool,
                 f"max_categories={max_categories}; "
                 + ("choose a target with fewer classes." if is_target else
                    "treat it as continuous (leave it out of discrete_columns) or raise "
-                   "--set max_categories."))
+                   "max_categories."))
         kept_values = counts.index[:max_categories]
         other = OTHER_LABEL
         while other in set(map(str, kept_values)):

@@ -90,7 +90,9 @@ def _read_csv(path: str) -> pa.Table:
                          "of data.")
     # strings_can_be_null: an empty field is a missing value in text columns too, as in numbers.
     convert = pa_csv.ConvertOptions(strings_can_be_null=True)
-    parse = pa_csv.ParseOptions(delimiter="\t" if ".tsv" in path.lower() else ",")
+    # newlines_in_values: a quoted field may span lines (slower block splitting, but never a
+    # spurious "ragged row" in the middle of a quoted text).
+    parse = pa_csv.ParseOptions(delimiter="\t" if ".tsv" in path.lower() else ",", newlines_in_values=True)
     try:
         return pa_csv.read_csv(path, parse_options=parse, convert_options=convert)
     except pa.ArrowInvalid as error:
