@@ -8,7 +8,9 @@ Prints (and with --json appends) one JSON object per repeat and fit setting: sec
 CSV and infer its columns, to fit the transform (``fit_rows`` rows per continuous column,
 ``n_jobs`` worker processes), to encode the table, and to decode 1,000,000 rows, both from the full
 (N, D) matrix (``decode``: the argmaxes in numpy) and from its ``compact`` form (what a sampler
-that runs ``compact`` on the device hands over).
+that runs ``compact`` on the device hands over). ``*_cpu_s`` are this process's CPU seconds for the
+same steps (worker processes not counted) and ``load_avg_1m`` the VM's load when the row was written:
+the wall-clock times only mean something when that is low.
 """
 from __future__ import annotations
 
@@ -22,20 +24,26 @@ import numpy as np
 from jsynth.tables import TableTransform, infer_columns, read_table
 
 
-def timed(fn):
-    start = time.perf_counter()
+CPU = {}  # what each timed step cost in this process's CPU seconds (robust to other work on the VM)
+
+
+def timed(fn, name=None):
+    start, cpu = time.perf_counter(), time.process_time()
     out = fn()
+    if name:
+        CPU[name] = round(time.process_time() - cpu, 3)
     return out, time.perf_counter() - start
 
 
 def measure(csv: str, target: str, fit_rows: int, n_jobs: int | None, decode_rows: int) -> dict:
     (frame, columns), read_s = timed(lambda: (lambda f: (f, infer_columns(f, target=target)))(read_table(csv)))
-    transform, fit_s = timed(lambda: TableTransform.fit(frame, columns, fit_rows=fit_rows, n_jobs=n_jobs))
+    transform, fit_s = timed(lambda: TableTransform.fit(frame, columns, fit_rows=fit_rows, n_jobs=n_jobs),
+                             "fit_cpu_s")
     rows, encode_s = timed(lambda: transform.encode(frame))
     big = np.resize(rows, (decode_rows, rows.shape[1]))  # the table repeated: a million-row matrix
-    back, decode_s = timed(lambda: transform.decode(big))
+    back, decode_s = timed(lambda: transform.decode(big), "decode_cpu_s")
     compact = transform.compact(big)
-    _, decode_compact_s = timed(lambda: transform.decode_compact(compact))
+    _, decode_compact_s = timed(lambda: transform.decode_compact(compact), "decode_compact_cpu_s")
     assert len(back) == decode_rows
     return {"bench": "tables_transform", "csv": os.path.basename(csv), "rows": len(frame),
             "continuous": sum(c.kind == "continuous" for c in columns),
@@ -43,7 +51,8 @@ def measure(csv: str, target: str, fit_rows: int, n_jobs: int | None, decode_row
             "fit_rows": fit_rows, "n_jobs": n_jobs, "modes": [len(m.means) for m in transform.modes if m],
             "output_dim": transform.output_dim, "read_infer_s": round(read_s, 3), "fit_s": round(fit_s, 3),
             "encode_s": round(encode_s, 3), "decode_rows": decode_rows, "decode_s": round(decode_s, 3),
-            "decode_compact_s": round(decode_compact_s, 3), "cpus": os.cpu_count()}
+            "decode_compact_s": round(decode_compact_s, 3), "cpus": os.cpu_count(),
+            "load_avg_1m": os.getloadavg()[0], **CPU}
 
 
 def main() -> None:
