@@ -22,6 +22,7 @@ import time
 import numpy as np
 
 from jsynth.tables import TableTransform, infer_columns, read_table
+from jsynth.tables.modes import fit_all_modes
 
 
 CPU = {}  # what each timed step cost in this process's CPU seconds (robust to other work on the VM)
@@ -45,6 +46,15 @@ def measure(csv: str, target: str, fit_rows: int, n_jobs: int | None, decode_row
     compact = transform.compact(big)
     _, decode_compact_s = timed(lambda: transform.decode_compact(compact), "decode_compact_cpu_s")
     assert len(back) == decode_rows
+    # How many training values lie beyond 4 stds of every mode as fitted, before the transform
+    # widens stds to reach them (CTGAN's transform clips these values).
+    beyond = {}
+    continuous = [c.name for c in columns if c.kind == "continuous"]
+    raw = fit_all_modes([frame[name].to_numpy(np.float64) for name in continuous], fit_rows=fit_rows, n_jobs=1)
+    for name, modes in zip(continuous, raw):
+        x = frame[name].to_numpy(np.float64)[:, None]
+        reach = np.abs(x - np.asarray(modes.means)) / (4 * np.asarray(modes.stds))
+        beyond[name] = round(100 * float((reach.min(axis=1) > 1).mean()), 3)
     return {"bench": "tables_transform", "csv": os.path.basename(csv), "rows": len(frame),
             "continuous": sum(c.kind == "continuous" for c in columns),
             "categorical": sum(c.kind == "categorical" for c in columns),
@@ -52,7 +62,8 @@ def measure(csv: str, target: str, fit_rows: int, n_jobs: int | None, decode_row
             "output_dim": transform.output_dim, "read_infer_s": round(read_s, 3), "fit_s": round(fit_s, 3),
             "encode_s": round(encode_s, 3), "decode_rows": decode_rows, "decode_s": round(decode_s, 3),
             "decode_compact_s": round(decode_compact_s, 3), "cpus": os.cpu_count(),
-            "load_avg_1m": os.getloadavg()[0], **CPU}
+            "load_avg_1m": os.getloadavg()[0], **CPU,
+            "compact_dim": transform.compact_dim, "beyond_4std_before_cover_pct": beyond}
 
 
 def main() -> None:
