@@ -20,6 +20,7 @@ import os
 import time
 
 import numpy as np
+import sklearn.mixture  # noqa: F401  imported before any timing, as the ctgan package imports it
 
 from jsynth.tables import TableTransform, infer_columns, read_table
 from jsynth.tables.modes import fit_all_modes
