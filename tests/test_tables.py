@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 
 from jsynth.errors import UserError
-from jsynth.tables import (ColumnInfo, TableError, TableTransform, infer_columns, load_table_data,
-                           read_table, read_table_shards, write_table_shard)
+from jsynth.tables import (TableError, TableTransform, infer_columns, load_table_data, read_table,
+                           read_table_shards, write_table_shard)
 
 ADULT = "/work/shared/data/adult"
 ADULT_CSV = os.path.join(os.path.dirname(__file__), os.pardir, "benchmarks", "adult_csv.py")
