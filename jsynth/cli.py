@@ -135,11 +135,12 @@ def _manifest(args) -> None:
 
 def _eval(args) -> None:
     from jsynth.evaluate import options as eval_options, suite
-    from jsynth.evaluate.tables.files import is_table_input, table_eval_command
+    from jsynth.evaluate.tables.command import is_table_eval, table_eval_command
 
-    if args.samples and is_table_input(args.data):  # tables have their own metrics (jsynth.evaluate.tables)
-        print(table_eval_command(args.samples, args.data, holdout_spec=args.holdout, json_path=args.json,
-                                 report_dir=args.report, seed=args.seed, assignments=args.set or []))
+    if is_table_eval(args.samples, args.workdir, args.data):  # tables have their own metrics (jsynth.evaluate.tables)
+        print(table_eval_command(samples=args.samples, workdir=args.workdir, data_spec=args.data,
+                                 holdout_spec=args.holdout, json_path=args.json, report_dir=args.report,
+                                 num=args.num, seed=args.seed, assignments=args.set or []))
         return
     options = eval_options.with_overrides(eval_options.EvalOptions(seed=args.seed), args.set or [])
     if args.workdir:

@@ -228,3 +228,24 @@ def test_cli_errors_are_one_line(tmp_path):
     assert status == 2 and "target column 'income' is not in the real table" in err
     status, _, err = run_cli(["eval", "--samples", str(tmp_path / "nowhere")] + data)
     assert status == 2 and "does not exist" in err
+
+
+@pytest.mark.slow  # trains a tiny TVAE (~20 s of compiling), samples and evaluates it
+def test_a_trained_table_run_is_sampled_and_evaluated(tmp_path):
+    from jsynth import configs
+    from jsynth.train import loop
+
+    draw(160, 0).to_csv(tmp_path / "train.csv", index=False)
+    draw(80, 1).to_csv(tmp_path / "test.csv", index=False)
+    workdir = str(tmp_path / "run")
+    loop.run(configs.tiny("tvae", data=f"csv:{tmp_path / 'train.csv'}", target="label", batch_size=40,
+                          latent_dim=8, steps=2, checkpoint_every=2, max_modes=3), workdir)
+    status, out, err = run_cli(["eval", "--workdir", workdir, "--holdout", f"csv:{tmp_path / 'test.csv'}",
+                                "--num", "120"])
+    assert status == 0, err
+    assert "column_shapes" in out and "tstr_f1" in out
+    result = json.loads(open(os.path.join(workdir, "eval", "eval.json")).read())
+    # The run's data and target were used; the rows are the model's (step 2), not a copy of the table.
+    assert result["protocol"]["target"] == "label" and result["protocol"]["rows"]["given"]["synthetic"] == 120
+    assert result["protocol"]["source"]["checkpoint_step"] == 2 and result["dcr_share"] < 0.5
+    assert sorted(os.listdir(os.path.join(workdir, "eval"))) == ["eval.json", "eval_report"]  # samples removed

@@ -102,17 +102,35 @@ def evaluate_table_files(samples: str, data_spec: str, *, holdout_spec: str | No
       json_path, report_dir: outputs (the report defaults to beside the JSON; neither: no files).
       options: the knobs (``TableEvalOptions``; ``target`` names the label column).
     """
-    options = options or TableEvalOptions()
     synthetic, source = read_synthetic_table(samples)
+    return evaluate_against_files(synthetic, source, data_spec, holdout_spec=holdout_spec, json_path=json_path,
+                                  report_dir=report_dir, options=options)
+
+
+def real_tables(data_spec: str, holdout_spec: str | None, options: TableEvalOptions) -> tuple:
+    """(real training table, holdout table, warnings): --holdout, or a share of --data held out."""
     real = _read(data_spec)
-    notes = []
     if holdout_spec:
-        holdout = _read(holdout_spec)
-    else:
-        real, holdout = split_holdout(real, options.holdout_fraction, options.seed)
-        notes.append(f"no --holdout: {options.holdout_fraction:.0%} of --data held out; the privacy metrics "
-                     "assume the generator never saw those rows (give --holdout SPEC if it did)")
-    source.update({"data": data_spec, "holdout": holdout_spec or f"{options.holdout_fraction:g} of data"})
+        return real, _read(holdout_spec), []
+    real, holdout = split_holdout(real, options.holdout_fraction, options.seed)
+    return real, holdout, [f"no --holdout: {options.holdout_fraction:.0%} of --data held out; the privacy metrics "
+                           "assume the generator never saw those rows (give --holdout SPEC if it did)"]
+
+
+def evaluate_against_files(synthetic: pd.DataFrame, source: dict, data_spec: str, *, holdout_spec: str | None = None,
+                           json_path: str | None = None, report_dir: str | None = None,
+                           options: TableEvalOptions | None = None, real: tuple | None = None) -> dict:
+    """A synthetic table in memory against the real tables on disk; writes the JSON and report.
+
+    Args:
+      synthetic: the generated rows.
+      source: where they came from (copied into the protocol; a ``dp`` entry also into the result).
+      data_spec, holdout_spec, json_path, report_dir, options: as for ``evaluate_table_files``.
+      real: ``real_tables(data_spec, holdout_spec, options)`` if already read.
+    """
+    options = options or TableEvalOptions()
+    real, holdout, notes = real or real_tables(data_spec, holdout_spec, options)
+    source = {**source, "data": data_spec, "holdout": holdout_spec or f"{options.holdout_fraction:g} of data"}
     result = evaluate_table(synthetic, real, holdout, options=options, source=source, keep_frames=True)
     result["warnings"] = notes + result["warnings"]
     if "dp" in source:  # a differentially private run's budget travels with everything derived from it
@@ -125,14 +143,3 @@ def is_table_input(data_spec: str | None) -> bool:
     return bool(data_spec) and (data_spec.partition(":")[0] in ("csv", "parquet")
                                 or data_spec.lower().endswith(_TABLE_SUFFIXES))
 
-
-def table_eval_command(samples: str, data_spec: str, *, holdout_spec: str | None, json_path: str | None,
-                       report_dir: str | None, seed: int, assignments: list[str]) -> str:
-    """What ``jsynth eval --samples ... --data csv:...`` prints: the summary with --json, else the JSON."""
-    from jsynth.evaluate.tables.options import with_overrides
-    from jsynth.evaluate.tables.suite import summary
-
-    options = with_overrides(TableEvalOptions(seed=seed), assignments)
-    result = evaluate_table_files(samples, data_spec, holdout_spec=holdout_spec, json_path=json_path,
-                                  report_dir=report_dir, options=options)
-    return summary(result) if json_path else json.dumps(result, indent=1, default=str)
