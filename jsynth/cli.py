@@ -243,7 +243,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = commands.add_parser("eval", help="measure a run's samples, or any sample set, against real data")
     source = evaluate.add_mutually_exclusive_group(required=True)
     source.add_argument("--workdir", help="a trained run: sample it, then evaluate")
-    source.add_argument("--samples", help="a sample directory or .npz (e.g. from `jsynth sample` or another tool)")
+    source.add_argument("--samples", help="a sample directory or .npz (e.g. from `jsynth sample` or another tool); "
+                                         "with a table --data: a .csv/.parquet table or a folder of shards")
     evaluate.add_argument("--data", help="the real data (default with --workdir: the run's data)")
     evaluate.add_argument("--num", type=int, help="samples to draw from the run (default 10000)")
     evaluate.add_argument("--json", help="result file (default with --workdir: WORKDIR/eval/eval.json); "
@@ -254,7 +255,8 @@ def build_parser() -> argparse.ArgumentParser:
                           help="with --samples: the data set the generator was trained on, if known")
     evaluate.add_argument("--seed", type=int, default=0)
     evaluate.add_argument("--set", action="append", metavar="KEY=VALUE",
-                          help="an evaluation option, e.g. --set utility_steps=1000 (repeatable)")
+                          help="an evaluation option, e.g. --set utility_steps=1000 (repeatable); "
+                               "tables: --set target=COLUMN, --set discrete_columns=a,b")
     evaluate.set_defaults(run=_eval)
 
     bench = commands.add_parser("bench", help="sampling / training throughput, optionally beside PyTorch")
