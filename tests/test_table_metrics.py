@@ -75,6 +75,8 @@ def test_pair_trends_known_values():
     assert trends.contingency_similarity(a, b, a, b) == 1.0
     # Real joint: 4 cells of 1/4; synthetic: (p,u) and (q,v) of 1/2 -> TVD 1/2.
     assert trends.contingency_similarity(a, b, ["p", "q"], ["u", "v"]) == pytest.approx(0.5)
+    ids = np.arange(100_000).astype(str).astype(object)  # two 100,000-category columns: no 10^10 table
+    assert trends.contingency_similarity(ids, ids, ids, ids[::-1]) == pytest.approx(0.0)
     real = draw(300, 0)
     scores = trends.pair_trend_scores(real, real, ("x", "y", "k"))
     assert len(scores) == 10 and all(s == pytest.approx(1.0) for s in scores.values())

@@ -45,9 +45,9 @@ def contingency_similarity(real_a, real_b, syn_a, syn_b) -> float:
     """
     a_codes, _ = pd.factorize(np.concatenate([np.asarray(real_a, object), np.asarray(syn_a, object)]))
     b_codes, b_uniques = pd.factorize(np.concatenate([np.asarray(real_b, object), np.asarray(syn_b, object)]))
-    joint = a_codes.astype(np.int64) * len(b_uniques) + b_codes
-    n_real = len(real_a)
-    size = int(joint.max()) + 1
+    # Cells that occur, numbered densely: two 100,000-category columns must not make a 10^10 table.
+    _, joint = np.unique(a_codes.astype(np.int64) * len(b_uniques) + b_codes, return_inverse=True)
+    n_real, size = len(real_a), int(joint.max()) + 1
     p = np.bincount(joint[:n_real], minlength=size) / max(n_real, 1)
     q = np.bincount(joint[n_real:], minlength=size) / max(len(joint) - n_real, 1)
     return float(1.0 - 0.5 * np.abs(p - q).sum())
