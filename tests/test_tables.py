@@ -263,3 +263,4 @@ def test_adult_slice_encodes_and_decodes(tmp_path):
         a, b = frame[column.name], back[column.name]
         assert (a.isna() == b.isna()).all()
         assert (a[a.notna()] == b[a.notna()]).all(), column.name
+

@@ -11,8 +11,8 @@ components); components whose weight is below 0.005 are dropped. What makes it f
     weights, means and variances agreed to 1e-11 on adult's columns), without the per-component
     Cholesky factorisations that took a quarter of a "full" fit's time;
   - BLAS runs on one thread inside a fit (its matrices are tiny; spare BLAS threads spin-wait);
-  - the columns are fitted in parallel worker processes (joblib) when there are several and the
-    subsamples add up to at least PARALLEL_ROWS values (starting the workers costs about a second).
+  - the columns are fitted in parallel worker processes (joblib) only for wide tables, when the
+    subsamples add up to at least PARALLEL_ROWS values: starting the workers costs seconds.
 Values are standardised before the fit (and the modes mapped back) so the fit behaves the same for
 ages and for incomes of a million.
 
@@ -30,7 +30,10 @@ import warnings
 import numpy as np
 
 DEFAULT_FIT_ROWS = 5_000
-PARALLEL_ROWS = 20_000  # fit in parallel processes from this many subsampled values in all
+# Fit in worker processes only from this many subsampled values in all (30 columns at 5,000): starting
+# the workers (a Python with numpy and scikit-learn each) cost 9 s on this VM under load, more than
+# adult's whole serial fit.
+PARALLEL_ROWS = 150_000
 WEIGHT_THRESHOLD = 0.005
 CONCENTRATION_PRIOR = 0.001
 
@@ -77,7 +80,7 @@ def fit_all_modes(columns: list[np.ndarray], max_modes: int = 10, fit_rows: int 
     # Subsample here so the workers are sent at most fit_rows values per column.
     work = [_subsample(values, fit_rows, seed * 1000 + i) for i, values in enumerate(columns)]
     if n_jobs is None:
-        # Starting worker processes costs about a second: worth it only for sizeable fits.
+        # Starting worker processes costs seconds: worth it only for wide tables.
         big = sum(len(args[0]) for args in work) >= PARALLEL_ROWS
         n_jobs = min(len(columns), os.cpu_count() or 1) if big else 1
     if n_jobs <= 1 or len(columns) <= 1:
