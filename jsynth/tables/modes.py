@@ -5,8 +5,9 @@ with a Dirichlet-process prior (``weight_concentration_prior=0.001``, at most ``
 components); components whose weight is below 0.005 are dropped. What makes it fast:
   - it is fitted on a seeded subsample of at most ``fit_rows`` (default 5,000) present values of
     the column (CTGAN fits all rows: adult's 32,561): a 1-D mixture of at most 10 modes is pinned
-    down by 5,000 points, and the fit's cost grows with the rows (adult's six columns, serially, in
-    CPU seconds on this VM: 1.5 s from 5,000 rows each, 3.9 s from 10,000);
+    down by 5,000 points, and the fit's cost grows with the rows (adult's six columns, serially:
+    median 1.50 s of CPU from 5,000 rows each, 2.11 s from 10,000, in
+    benchmarks/results/tables-transform.jsonl);
   - ``covariance_type="diag"``: in one dimension the same model as CTGAN's "full" (the fitted
     weights, means and variances agreed to 1e-11 on adult's columns), without the per-component
     Cholesky factorisations that took a quarter of a "full" fit's time;
