@@ -31,6 +31,7 @@ def mixed_frame(n: int = 400, seed: int = 0) -> pd.DataFrame:
         "city": pd.Series(np.where(gone < 0.15, None, rng.choice(["Oslo", "Lima", "Pune"], n)), dtype="str"),
         "size": pd.Categorical(rng.choice(["S", "M", "L"], n)),
         "seen": pd.Timestamp("2024-01-01") + pd.to_timedelta(rng.integers(0, 86400 * 30, n), unit="s"),
+        "day": pd.Timestamp("2020-01-01") + pd.to_timedelta(rng.integers(0, 1000, n), unit="D"),
         "label": rng.choice(["no", "yes"], n, p=[0.7, 0.3]),
     })
 
@@ -52,6 +53,7 @@ def test_infer_columns_kinds_and_overrides():
     assert info["city"].kind == "categorical" and info["city"].has_missing
     assert info["city"].categories == ("Lima", "Oslo", "Pune")
     assert info["seen"].kind == "continuous" and info["seen"].dtype.startswith("datetime64")
+    assert info["day"].dates and not info["seen"].dates
     assert info["label"].categories == ("no", "yes")
     assert infer_columns(frame)[1].kind == "continuous"  # age without the override
     with pytest.raises(TableError, match="'nope'.*columns are income"):
@@ -86,6 +88,7 @@ def test_decoded_model_output_keeps_missing_rate_and_range(fitted):
         assert abs(back[name].isna().mean() - frame[name].isna().mean()) < 0.02, name
     assert back["age"].between(frame["age"].min(), frame["age"].max()).all()
     assert set(back["city"].dropna()) <= {"Oslo", "Lima", "Pune"}
+    assert (back["day"] == back["day"].dt.normalize()).all()  # dates come back as dates
 
 
 def test_transform_json_round_trip(fitted):

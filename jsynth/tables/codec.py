@@ -83,7 +83,9 @@ def decode_continuous(value, mode, missing, column, modes):
     mode = np.clip(mode, 0, len(means) - 1)
     value = np.clip(value.astype(np.float64), -1.0, 1.0)
     x = np.clip(value * 4 * stds[mode] + means[mode], modes.low, modes.high)
-    if column.integer:
+    if column.dates:
+        x = np.rint(x / 86400) * 86400
+    elif column.integer:
         x = np.rint(x)
     return _continuous_series(x, missing, column)
 

@@ -46,6 +46,7 @@ class ColumnInfo:
         continuous columns.
       other: the label of the bucket that holds the values beyond ``categories`` (capped text
         columns), or None when every value is kept.
+      dates: a datetime column whose values are all midnights (dates): decoded values are whole days.
     """
 
     name: str
@@ -55,17 +56,19 @@ class ColumnInfo:
     has_missing: bool = False
     categories: tuple = ()
     other: str | None = None
+    dates: bool = False
 
     def to_json(self) -> dict:
         return {"name": self.name, "kind": self.kind, "dtype": self.dtype, "integer": self.integer,
                 "has_missing": self.has_missing, "categories": list(self.categories),
-                "other": self.other}
+                "other": self.other, "dates": self.dates}
 
     @classmethod
     def from_json(cls, data: dict) -> "ColumnInfo":
         return cls(name=data["name"], kind=data["kind"], dtype=data["dtype"],
                    integer=bool(data["integer"]), has_missing=bool(data["has_missing"]),
-                   categories=tuple(data["categories"]), other=data.get("other"))
+                   categories=tuple(data["categories"]), other=data.get("other"),
+                   dates=bool(data.get("dates", False)))
 
 
 def is_datetime(dtype: str) -> bool:
@@ -127,8 +130,11 @@ def _infer(name: str, series: pd.Series, discrete: bool, is_target: bool,
             raise TableError(f"column {name!r} holds dates/times and cannot be categorical (or the "
                              "target); remove it from discrete_columns.")
         seconds = datetime_seconds(series)
-        whole = bool(np.all(seconds[~np.isnan(seconds)] == np.round(seconds[~np.isnan(seconds)])))
-        return ColumnInfo(name, CONTINUOUS, str(dtype), integer=whole, has_missing=has_missing)
+        present = seconds[~np.isnan(seconds)]
+        whole = bool(np.all(present == np.round(present)))
+        dates = bool(np.all(present % 86400 == 0))  # a date column (UTC midnights for time zones)
+        return ColumnInfo(name, CONTINUOUS, str(dtype), integer=whole, has_missing=has_missing,
+                          dates=dates)
     numeric = pd.api.types.is_numeric_dtype(dtype) and not boolean
     if numeric and not discrete:
         values = series.to_numpy(dtype=np.float64, na_value=np.nan)
