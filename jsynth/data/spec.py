@@ -8,6 +8,7 @@ Spec forms:
   npz:PATH            arrays x (and optional y) in a .npz archive
   folder:DIR          PNG/JPEG images, one sub-folder per class or unlabelled
   arrayrecord:DIR     a set `jsynth pack` wrote: opened lazily, training streams it
+  csv:PATH, parquet:PATH  tables: read by jsynth.tables (load_table_data), never as images here
 Paths may be relative (to the working directory) and may start with ~.
 """
 import os
@@ -69,6 +70,11 @@ def _arrayrecord(spec: str, arg: str | None, image_size: int | None) -> Dataset:
     return open_packed(str(_path(spec, arg or "")))  # no image read until .images is asked for
 
 
+def _table(spec: str, arg: str | None, image_size: int | None) -> Dataset:
+    raise DataError(f"--data {spec} is a table: the table models (--model tvae, --model ctgan) and "
+                    "`jsynth eval --samples` read it; this command takes images.")
+
+
 # Scheme -> loader(spec, argument after the first ':' or None, image_size).
 _LOADERS: dict[str, Callable[[str, str | None, int | None], Dataset]] = {
     "digits": _digits,
@@ -76,6 +82,8 @@ _LOADERS: dict[str, Callable[[str, str | None, int | None], Dataset]] = {
     "npz": _npz,
     "folder": _folder,
     "arrayrecord": _arrayrecord,
+    "csv": _table,
+    "parquet": _table,
 }
 
 
