@@ -156,6 +156,16 @@ def test_unseen_values_when_encoding(fitted):
         transform.encode(frame.drop(columns=["age"]))
 
 
+def test_encoding_more_than_memory_holds_is_a_clear_error(fitted, monkeypatch):
+    from jsynth.tables import transform as transform_module
+
+    frame, transform = fitted
+    monkeypatch.setattr(transform_module, "available_memory", lambda: 1000 * transform.output_dim * 4)
+    transform.encode(frame.head(500))
+    with pytest.raises(TableError, match=r"GiB.*widest categorical columns are city \(4\)"):
+        transform.encode(pd.concat([frame] * 4))
+
+
 def test_high_cardinality_text_is_capped_and_constant_column_kept():
     rng = np.random.default_rng(0)
     n = 3000

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 from collections.abc import Sequence
 
 import numpy as np
@@ -197,6 +198,7 @@ class TableTransform:
         if missing:
             raise TableError(f"the table lacks column(s) {', '.join(missing)} that the transform "
                              "was fitted on.")
+        self._check_memory(len(frame))
         rng = np.random.default_rng(seed)
         out = np.zeros((len(frame), self.output_dim), np.float32)
         starts = self._starts
@@ -207,6 +209,19 @@ class TableTransform:
             else:
                 encode_categorical(out, starts[column.name], series, column, unknown)
         return out
+
+    def _check_memory(self, rows: int) -> None:
+        """A clear error instead of an out-of-memory kill when the encoded matrix cannot fit."""
+        needed = rows * self.output_dim * 4
+        available = available_memory()
+        if available is not None and needed > 0.8 * available:
+            widest = sorted(self.discrete_spans, key=lambda span: -span.width)[:3]
+            names = ", ".join(f"{span.column} ({span.width})" for span in widest)
+            raise TableError(
+                f"encoding {rows:,} rows needs {needed / 2**30:.1f} GiB ({self.output_dim} float32 "
+                f"columns each) but {available / 2**30:.1f} GiB of memory is free; the widest "
+                f"categorical columns are {names or '(none)'}: lower max_categories, drop columns, or "
+                "use fewer rows.")
 
     def decode(self, matrix: np.ndarray) -> pd.DataFrame:
         """The table a (N, output_dim) matrix in the layout stands for (model outputs: each softmax
@@ -322,6 +337,22 @@ class TableTransform:
         columns = tuple(ColumnInfo.from_json(c) for c in data["columns"])
         modes = tuple(None if c["modes"] is None else Modes.from_json(c["modes"]) for c in data["columns"])
         return cls(columns, modes)
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available now (Linux: MemAvailable, which counts reclaimable caches; else
+    the free physical pages), or None where that cannot be read."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
 
 
 def span_categories(column: ColumnInfo) -> tuple:
