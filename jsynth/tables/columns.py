@@ -96,6 +96,10 @@ def infer_columns(frame: pd.DataFrame, discrete_columns: Sequence[str] | None = 
     if max_categories < 2:
         raise TableError(f"max_categories must be at least 2, got {max_categories}.")
     names = [str(name) for name in frame.columns]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise TableError(f"column name(s) {', '.join(map(repr, repeated))} appear more than once; give "
+                         "every column a distinct name.")
     discrete = _names_known(list(discrete_columns or ()), names, "discrete_columns")
     if target is not None:
         _names_known([target], names, "target")
