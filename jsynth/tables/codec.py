@@ -9,6 +9,8 @@ import pyarrow as pa
 from jsynth.tables.columns import ColumnInfo, datetime_seconds, is_datetime
 from jsynth.tables.errors import TableError
 
+ENCODE_BLOCK = 1 << 16  # rows per block of the mode sampling (64k x 10 modes x 8 bytes: 5 MiB)
+
 
 def column_values(series: pd.Series, column: ColumnInfo) -> np.ndarray:
     """A continuous column as float64 (datetimes as seconds since 1970), NaN where missing."""
@@ -39,18 +41,27 @@ def encode_continuous(out, start, series, column, modes, rng, unknown):
         x[missing] = fill
     means, stds = np.asarray(modes.means), np.asarray(modes.stds)
     k = len(means)
-    # Sample the mode from the responsibilities with the Gumbel-max trick (one vectorised draw),
-    # among the modes within 4 stds of the value (so it is not clipped) whenever there is one.
-    z = (x[:, None] - means) / stds
-    logp = np.log(np.asarray(modes.weights)) - np.log(stds) - 0.5 * z ** 2
-    reach = np.abs(z) <= 4
-    logp = np.where(reach | ~reach.any(axis=1, keepdims=True), logp, -np.inf)
-    mode = np.argmax(logp + rng.gumbel(size=logp.shape), axis=1)
+    mode = np.empty(len(x), np.int64)
+    # Blocks of rows bound the (rows, modes) temporaries, whatever the table's length.
+    for begin in range(0, len(x), ENCODE_BLOCK):
+        mode[begin:begin + ENCODE_BLOCK] = _sample_modes(x[begin:begin + ENCODE_BLOCK], modes, rng)
     out[:, start] = np.clip((x - means[mode]) / (4 * stds[mode]), -1.0, 1.0)
     out[np.arange(len(x)), start + 1 + mode] = 1.0
     if column.has_missing:
         out[:, start + 1 + k] = ~missing
         out[:, start + 2 + k] = missing
+
+
+def _sample_modes(x: np.ndarray, modes, rng: np.random.Generator) -> np.ndarray:
+    """Each value's mode, sampled from its responsibilities with the Gumbel-max trick (one
+    vectorised draw), among the modes within 4 stds of the value (so it is not clipped) whenever
+    there is one."""
+    means, stds = np.asarray(modes.means), np.asarray(modes.stds)
+    z = (x[:, None] - means) / stds
+    logp = np.log(np.asarray(modes.weights)) - np.log(stds) - 0.5 * z ** 2
+    reach = np.abs(z) <= 4
+    logp = np.where(reach | ~reach.any(axis=1, keepdims=True), logp, -np.inf)
+    return np.argmax(logp + rng.gumbel(size=logp.shape), axis=1)
 
 
 def encode_categorical(out, start, series, column, unknown):
