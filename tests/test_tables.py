@@ -255,6 +255,10 @@ def test_shards_round_trip_through_manifest(tmp_path, fitted):
     (tmp_path / "part-00001.csv").write_text("changed\n1\n")
     with pytest.raises(TableError, match="does not match the sha256"):
         read_table_shards(str(tmp_path))
+    shards[0]["file"] = "../elsewhere.parquet"
+    (tmp_path / "manifest.json").write_text(json.dumps({"shards": shards}))
+    with pytest.raises(TableError, match="not a file name inside"):
+        read_table_shards(str(tmp_path))
 
 
 @pytest.mark.slow
