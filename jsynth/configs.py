@@ -12,6 +12,7 @@ import json
 
 from jsynth.overrides import apply_overrides
 from jsynth.errors import UserError
+from jsynth.privacy.fields import check_dp_fields
 
 # Model name -> family. The families decide the train step and what a sample is.
 MODEL_FAMILIES = {"mlpgan": "gan", "dcgan": "gan", "mlpvae": "vae", "convvae": "vae",
@@ -43,7 +44,8 @@ OPERATIONAL_FIELDS = ("steps", "checkpoint_every", "max_to_keep", "log_every", "
 # Fields a resumed run may change when the user says so (``jsynth train --allow-change FIELD``): they
 # change what later steps compute, not the state's structure (e.g. a lower learning rate after a
 # divergence). The run is then no longer reproduced by one command, so it is never implicit.
-CHANGEABLE_ON_RESUME = ("learning_rate", "d_learning_rate", "b1", "b2", "weight_decay", "dropout", "ema_decay", "beta")
+CHANGEABLE_ON_RESUME = ("learning_rate", "d_learning_rate", "b1", "b2", "weight_decay", "dropout", "ema_decay", "beta",
+                        "dp_epsilon")  # dp_epsilon: the budget only (the noise multiplier stays the run's)
 
 
 class ConfigError(UserError, ValueError):
@@ -99,6 +101,11 @@ class TrainConfig:
     max_modes: int = 10                # most modes of each continuous column's Gaussian mixture
     pac: int = 10                      # ctgan: rows the critic judges together (PacGAN); divides batch_size
     critic_dropout: float = 0.5        # ctgan: dropout after each critic layer
+    # Differential privacy (README, "Differential privacy"): on when dp_epsilon or dp_noise_multiplier is set.
+    dp_epsilon: float | None = None    # the budget: the noise is calibrated so that `steps` steps spend it
+    dp_delta: float | None = None      # None: min(1e-5, 1/(10 n)), fixed when the run starts
+    dp_clip_norm: float = 1.0          # per-example gradient L2 bound
+    dp_noise_multiplier: float | None = None  # noise std / dp_clip_norm (None: calibrated to dp_epsilon)
     # Operation.
     checkpoint_every: int = 500
     max_to_keep: int = 3
@@ -128,6 +135,7 @@ class TrainConfig:
         self._check_vae_fields()
         self._check_gan_fields()
         self._check_table_fields()
+        check_dp_fields(self, _check)
         _check(self.learning_rate is None or self.learning_rate > 0, "learning_rate",
                self.learning_rate, "positive")
         _check(self.warmup_steps >= 0, "warmup_steps", self.warmup_steps, "non-negative")

@@ -135,13 +135,17 @@ def keep_schedule(workdir: str, config: TrainConfig) -> TrainConfig:
     finished run with more steps would resolve another decay length and be refused as a
     different config.
     """
-    if config.schedule_steps is not None or not os.path.exists(config_path(workdir)):
+    if not os.path.exists(config_path(workdir)):
         return config
     try:
         saved = read_config(workdir)
     except (WorkdirError, ConfigError):
         return config  # check_resumable reports it
-    return dataclasses.replace(config, schedule_steps=saved.schedule_steps)
+    kept = {} if config.schedule_steps is not None else {"schedule_steps": saved.schedule_steps}
+    # A calibrated DP noise multiplier (and default delta) stay the first run's (jsynth.privacy.plan).
+    kept.update({name: getattr(saved, name) for name in ("dp_noise_multiplier", "dp_delta")
+                 if getattr(config, name) is None and config.dp_epsilon is not None})
+    return dataclasses.replace(config, **kept)
 
 
 def truncate_metrics(workdir: str, after_step: int) -> None:

@@ -275,6 +275,87 @@ class GANFamily:
                    "d_fake": jnp.mean(jax.nn.sigmoid(fake_logits)), **penalties}
         return new_state, mean_over(metrics, axis_name)
 
+    # ---- differential privacy (jsynth.privacy.mechanism.PrivateGradients) ----------------------
+    # Only D sees real images. D's loss is a sum of a real term and a fake term (every loss in
+    # jsynth.losses is), so D's gradient splits into the real examples' gradients, which are
+    # clipped per example and noised, and the fake batch's, which depends on nothing private
+    # (D's and G's current weights are already-privatised outputs, the fakes' latents and labels
+    # are drawn from the key) and is added as it is. G's whole step is likewise post-processing:
+    # its fakes carry labels drawn uniformly, never the real batch's, and its loss averages all
+    # rows, never the mask (the drawn batch size is private too).
+    def _check_private_recipe(self):
+        if self.gp_weight or self.r1_gamma or self.n_critic != 1 or self.augment:
+            raise InputError("DP training supports the plain GAN recipe (non-saturating, hinge or Wasserstein "
+                             "loss; no gradient penalty, R1, n_critic or DiffAugment): their terms are not "
+                             "per-example sums of the real term")
+
+    def private_params(self, state: GANState):
+        """The discriminator's parameters: the only ones whose gradient reads real images."""
+        return state.d_params
+
+    def private_statistics(self, state: GANState):
+        """The discriminator's batch statistics (spectral norm's vectors): must be empty under DP."""
+        return state.d_batch_stats
+
+    def _fakes(self, state: GANState, key, rows: int):
+        """(fakes, their labels, G's vjp, G's mutated statistics): labels uniform, never the real ones."""
+        self._check_private_recipe()
+        z = normal_rows(jax.random.fold_in(key, 0), (rows, self.latent_dim), self.axis_name)
+        labels = None
+        if self.num_classes:
+            labels = jax.random.randint(jax.random.fold_in(key, 5), (rows,), 0, self.num_classes)
+
+        def generate(g_params):
+            variables = {"params": g_params, "batch_stats": state.g_batch_stats}
+            return self.generator.apply(variables, z, labels, train=True, mutable=["batch_stats"])
+
+        fake, g_vjp, g_mutated = jax.vjp(generate, vary(state.g_params, self.axis_name), has_aux=True)
+        return fake, labels, g_vjp, g_mutated
+
+    def public_inputs(self, state: GANState, key, rows: int) -> dict:
+        """Each row's fake logit under the current D: the constant the row's D loss pairs with."""
+        fake, labels, _, _ = self._fakes(state, key, rows)
+        logits, _ = self._discriminate({}, state.d_params, fake.astype(jnp.float32), labels,
+                                       device_key(jax.random.fold_in(key, 6), self.axis_name))
+        return {"fake_logit": jax.lax.stop_gradient(logits)}
+
+    def example_loss(self, state: GANState, params, example: dict, public: dict, key):
+        """D's loss on one real example paired with its row's fake logit (a constant: no gradient)."""
+        labels = example["label"] if self.num_classes else None
+        real_logits, _ = self._discriminate({}, params, example["image"], labels, key)
+        loss = self.d_loss(real_logits, public["fake_logit"])
+        return loss, {"d_loss": loss, "d_real": jnp.mean(jax.nn.sigmoid(real_logits))}
+
+    def apply_private_gradients(self, state: GANState, grads, public_key, rows: int):
+        """D: the privatised real-data gradient plus the fake batch's; G: its usual step (public).
+
+        ``public_key`` and ``rows`` are ``public_inputs``'s: the same fakes are drawn again (a
+        pytree cannot carry G's vjp from there to here).
+        """
+        axis_name = self.axis_name
+        fake, labels, g_vjp, g_mutated = self._fakes(state, public_key, rows)
+        d_params = vary(state.d_params, axis_name)
+        fake_logits, d_vjp_fake = jax.vjp(
+            lambda p, f: self._discriminate({}, p, f.astype(jnp.float32), labels,
+                                            device_key(jax.random.fold_in(public_key, 6), axis_name))[0],
+            d_params, fake)
+        # The fake term of D's loss, over all rows (real logits enter only as a constant).
+        d_fake_ct = jax.grad(lambda f: self.d_loss(jax.lax.stop_gradient(jnp.zeros_like(f)), f))(fake_logits)
+        g_loss, g_fake_ct = jax.value_and_grad(self.g_loss)(fake_logits)
+        d_grads_fake, _ = d_vjp_fake(d_fake_ct)
+        _, fake_ct = d_vjp_fake(g_fake_ct)
+        (g_grads,) = g_vjp(fake_ct)
+        d_grads_fake, g_grads = mean_over((d_grads_fake, g_grads), axis_name)
+        d_grads = jax.tree.map(jnp.add, grads, d_grads_fake)
+        g_updates, g_opt_state = self.g_optimizer.update(g_grads, state.g_opt_state, state.g_params)
+        g_params = optax.apply_updates(state.g_params, g_updates)
+        d_params, d_opt_state = self._d_update(state, d_grads)
+        new_state = GANState(step=state.step + 1, g_params=g_params,
+                             g_batch_stats=g_mutated.get("batch_stats", state.g_batch_stats), g_opt_state=g_opt_state,
+                             d_params=d_params, d_batch_stats=state.d_batch_stats, d_opt_state=d_opt_state,
+                             ema_params=self._ema(state, g_params, state.step))
+        return new_state, mean_over({"g_loss": g_loss, "d_fake": jnp.mean(jax.nn.sigmoid(fake_logits))}, axis_name)
+
     def _discriminate(self, d_batch_stats, d_params, images, labels, key):
         """(logits, the updated spectral-norm vectors, or {} for a discriminator without them)."""
         if not d_batch_stats:

@@ -191,18 +191,13 @@ class VAEFamily:
             noise = normal_rows(key, (x.shape[0], self.latent_dim), self.axis_name)
 
         def loss_fn(params):
-            if self.iwae_samples > 1:
-                terms = importance_terms(self.posterior, {"params": params}, x, labels, noise)
-                return losses.negative_iwae(*terms, beta=weight)
-            logits, mean, log_var = self.vae.apply({"params": params}, x, labels, noise=noise)
             decide_by = None
-            if self.free_bits and self.axis_name is not None:
+            if self.free_bits and self.axis_name is not None and self.iwae_samples == 1:
                 # The global batch's per-dimension KL decides the floor on every device (see free_bits_kl).
+                mean, log_var = self.vae.apply({"params": params}, x, labels, method=VAE.encode)
                 decide_by = mean_over(jax.lax.stop_gradient(
                     jnp.mean(losses.gaussian_kl_per_dim(mean, log_var), axis=0)), self.axis_name)
-            return losses.negative_elbo(logits, x, mean, log_var, beta=weight, likelihood=self.likelihood,
-                                        log_sigma=params["log_sigma"], free_bits=self.free_bits,
-                                        free_bits_decide_by=decide_by)
+            return self._objective(params, x, labels, noise, weight, decide_by)
 
         (loss, terms), grads = jax.value_and_grad(loss_fn, has_aux=True)(vary(state.params, self.axis_name))
         grads = mean_over(grads, self.axis_name)
@@ -213,6 +208,47 @@ class VAEFamily:
         if self.kl_warmup_steps:
             metrics["kl_weight"] = weight
         return new_state, mean_over(metrics, self.axis_name)
+
+    def _objective(self, params, x, labels, noise, weight, free_bits_decide_by=None):
+        """(loss, terms): the negative ELBO (or IWAE loss) of images ``x`` with latent ``noise``."""
+        if self.iwae_samples > 1:
+            terms = importance_terms(self.posterior, {"params": params}, x, labels, noise)
+            return losses.negative_iwae(*terms, beta=weight)
+        logits, mean, log_var = self.vae.apply({"params": params}, x, labels, noise=noise)
+        return losses.negative_elbo(logits, x, mean, log_var, beta=weight, likelihood=self.likelihood,
+                                    log_sigma=params["log_sigma"], free_bits=self.free_bits,
+                                    free_bits_decide_by=free_bits_decide_by)
+
+    # ---- differential privacy (jsynth.privacy.mechanism.PrivateGradients) ----------------------
+    def private_params(self, state: VAEState):
+        """Every parameter: the encoder reads the data and the decoder is fitted to it."""
+        return state.params
+
+    def private_statistics(self, state: VAEState):
+        return {}  # a VAE keeps no batch statistics
+
+    def public_inputs(self, state: VAEState, key, rows: int) -> dict:
+        """The latent noise (and binarisation noise) of each row, drawn as ``update`` draws them."""
+        shape = (rows, self.iwae_samples, self.latent_dim) if self.iwae_samples > 1 else (rows, self.latent_dim)
+        public = {"noise": normal_rows(key, shape, self.axis_name)}
+        if self.binarize:
+            public["uniform"] = uniform_rows(jax.random.fold_in(key, 1), (rows,) + self.image_shape, self.axis_name)
+        return public
+
+    def example_loss(self, state: VAEState, params, example: dict, public: dict, key):
+        """One example's loss (free bits then floor that example's own KL per dimension)."""
+        del key
+        x = example["image"]
+        if self.binarize:
+            x = binarized(x, public["uniform"])
+        labels = example["label"] if self.num_classes else None
+        return self._objective(params, x, labels, public["noise"], kl_weight(state.step, self.beta, self.kl_warmup_steps))
+
+    def apply_private_gradients(self, state: VAEState, grads, public_key, rows: int):
+        del public_key, rows
+        updates, opt_state = self.optimizer.update(grads, state.opt_state, state.params)
+        return VAEState(step=state.step + 1, params=optax.apply_updates(state.params, updates),
+                        opt_state=opt_state), {}
 
     def sample_variables(self, state: VAEState, use_ema: bool = True) -> dict:
         """The VAE's parameters (a VAE keeps no EMA: ``use_ema`` changes nothing)."""

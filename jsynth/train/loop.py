@@ -27,6 +27,7 @@ from jsynth.errors import UserError
 from jsynth.images import save_grid
 from jsynth.families import ModelFamily
 from jsynth.preemption import PreemptionWatch
+from jsynth.privacy import plan as dp_plan
 from jsynth.train import table_run
 from jsynth.train.steps import make_step
 from jsynth.train.stream import packed_batches
@@ -68,7 +69,8 @@ def prepare(config: TrainConfig, dataset: jdata.Dataset | None = None) -> RunSet
     num_classes = dataset.num_classes if config.conditional else 0
     mesh = parallel.data_mesh(config.num_devices)
     parallel.check_batch_size(config.batch_size, mesh)
-    family = build_family(config, dataset.image_shape, num_classes)
+    config = dp_plan.resolve_dp(config, len(dataset))  # DP: calibrated noise, budget checked (no-op without)
+    family = dp_plan.private_family(build_family(config, dataset.image_shape, num_classes), config, len(dataset))
     return RunSetup(config, dataset, num_classes, mesh, family)
 
 
@@ -92,7 +94,8 @@ def checkpoint_metadata(setup: RunSetup, step: int, train_seconds: float = 0.0) 
             "image_shape": list(setup.dataset.image_shape), "num_classes": setup.num_classes,
             "class_names": list(setup.dataset.class_names), "data": setup.dataset.name,
             "data_digest": setup.data_digest, "train_seconds": round(train_seconds, 3),
-            "data_position": jdata.data_position(step, setup.config.batch_size, len(setup.dataset))}
+            "data_position": jdata.data_position(step, setup.config.batch_size, len(setup.dataset)),
+            **dp_plan.dp_record(setup.config, len(setup.dataset), step)}
 
 
 def run(config: TrainConfig, workdir: str, *, dataset: jdata.Dataset | None = None,
@@ -161,6 +164,8 @@ def _train(config: TrainConfig, workdir: str, dataset: jdata.Dataset | None, tim
               if table_batches is None and packed is None else None)
     labels = setup.dataset.labels
     n = len(setup.dataset)
+    dp_batches = dp_plan.poisson_batches(config, images, labels if setup.num_classes else None, mesh.devices.size,
+                                         jax.process_index(), jax.process_count())  # None without DP
     progress = tqdm(total=config.steps, initial=start, desc=f"train {config.model}", unit="step",
                     disable=not (config.progress and is_chief), dynamic_ncols=True)
     last_checked, last_time, last_logged = start, time.perf_counter(), start
@@ -180,6 +185,7 @@ def _train(config: TrainConfig, workdir: str, dataset: jdata.Dataset | None, tim
                 batch = {"image": images[index]} if table_batches is None else table_batches(step)
                 if setup.num_classes and table_batches is None:
                     batch["label"] = labels[index]
+                batch = dp_batches.batch(step) if dp_batches is not None else batch
                 device_batch = parallel.shard_batch(mesh, batch)
             previous = metrics
             state, metrics = train_step(state, device_batch, jax.random.fold_in(step_key, step))
@@ -196,6 +202,7 @@ def _train(config: TrainConfig, workdir: str, dataset: jdata.Dataset | None, tim
             save_now = done % config.checkpoint_every == 0 or done == config.steps or preempted
             if log_now or save_now:
                 values = {k: float(v) for k, v in jax.device_get(metrics).items()}
+                values.update(dp_plan.epsilon_metric(config, n, done))
                 if not all(math.isfinite(v) for v in values.values()):
                     raise _diverged(checkpoints, f"losses became non-finite between step "
                                                  f"{last_checked + 1} and step {done} ({values})",
