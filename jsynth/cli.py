@@ -161,6 +161,12 @@ def _eval(args) -> None:
 def _bench(args) -> None:
     from jsynth.bench.command import bench_command
 
+    if args.kind == "tabular":
+        from jsynth.bench.tabular import tabular_command
+        tabular_command(args.data, target=args.target, epochs=args.epochs, batch_size=args.batch_size,
+                        rows=args.num, steps_per_call=args.steps_per_call, as_json=args.json, out=args.out)
+        return
+
     bench_command(args.kind, arch=args.arch, batch_size=args.batch_size, num=args.num,
                   devices=args.devices, dtype=args.dtype, upsample=args.upsample, torch=args.torch,
                   torch_modes=args.torch_modes, rounds=args.rounds, steps=args.steps,
@@ -260,7 +266,10 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.set_defaults(run=_eval)
 
     bench = commands.add_parser("bench", help="sampling / training throughput, optionally beside PyTorch")
-    bench.add_argument("kind", choices=("sampling", "train", "input"))
+    bench.add_argument("kind", choices=("sampling", "train", "input", "tabular"))
+    bench.add_argument("--target", help="tabular: the label column")
+    bench.add_argument("--epochs", type=int, default=3, help="tabular: epochs per model")
+    bench.add_argument("--steps-per-call", type=int, default=1, help="tabular: steps per compiled call")
     bench.add_argument("--arch", help="dcgan28,dcgan64,mlpvae (comma list; train: dcgan28)")
     bench.add_argument("--batch-size", help="comma list, e.g. 256,1024")
     bench.add_argument("--num", type=int, help="samples per timed repetition (default: 2 chunks)")

@@ -100,8 +100,9 @@ def load_training_data(config: TrainConfig, workdir: str | None = None):
     return TableDataset(table, table_shape(table.transform, table.rows, config.target))
 
 
-def batch_source(setup, workdir: str, rows: slice) -> Callable[[int], dict] | None:
-    """``step -> batch`` for a table run (None for images); saves the transform in the workdir.
+def batch_source(setup, workdir: str | None, rows: slice) -> Callable[[int], dict] | None:
+    """``step -> batch`` for a table run (None for images); saves the transform in the workdir
+    (None: nowhere).
 
     ``rows``: this process's rows of the global batch (``jsynth.data.process_rows``).
     """
@@ -109,7 +110,7 @@ def batch_source(setup, workdir: str, rows: slice) -> Callable[[int], dict] | No
     if not isinstance(dataset, TableDataset):
         return None
     import jax
-    if jax.process_index() == 0 and not os.path.exists(transform_path(workdir)):
+    if workdir is not None and jax.process_index() == 0 and not os.path.exists(transform_path(workdir)):
         write_atomic(transform_path(workdir), json.dumps(dataset.table.transform.to_json()))
     data, labels, n = dataset.rows, dataset.labels, len(dataset)
     if getattr(family, "training_by_sampling", False) and dataset.image_shape.spans:
