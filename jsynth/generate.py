@@ -64,7 +64,7 @@ def sample_to_disk(workdir: str, out: str, *, num: int, batch_size: int = 256, s
     request = {"seed": seed, "checkpoint_step": model.step, "label": label,
                "batch_size": batch_size, "ema": use_ema, "image_shape": list(model.image_shape),
                "num_classes": model.num_classes, "class_names": list(model.class_names),
-               "label_ids": ids.tolist()}
+               "label_ids": ids.tolist(), **({"dp": model.dp} if model.dp else {})}
     if sample_range is not None:
         return sample_range_piece(out, chunks, sample_range, num=num, shard_size=shard_size,
                                   request=request, fmt=fmt, model=model, progress=progress)

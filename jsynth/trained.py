@@ -27,6 +27,7 @@ class TrainedModel:
     step: int                 # the checkpoint's step
     data: str
     device_rows: int | None   # rows per device and decode step when sampling
+    dp: dict | None = None    # the checkpoint's DP record (jsynth.privacy.plan.dp_record); None: not DP-trained
 
 
 def load_trained(workdir: str, *, mesh=None, use_ema: bool = True) -> TrainedModel:
@@ -60,4 +61,4 @@ def load_trained(workdir: str, *, mesh=None, use_ema: bool = True) -> TrainedMod
     decode, variables = family.for_sampling(family.sample_variables(state, use_ema))
     return TrainedModel(config, family, decode, variables, family.latent_dim, num_classes, image_shape,
                         tuple(metadata.get("class_names", ())), step, metadata.get("data", config.data),
-                        family.device_rows)
+                        family.device_rows, metadata.get("dp"))

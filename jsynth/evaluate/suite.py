@@ -276,6 +276,7 @@ def evaluate_run(workdir: str, data_spec: str | None = None, *, num: int | None 
               "checkpoint_step": model.step, "seed": options.seed, "ema": use_ema,
               "sampling_seconds": round(time.perf_counter() - started, 2)}
     model_metrics = posterior_metrics(model, real.heldout, options, progress=progress)
+    model_metrics[0].update({"dp": model.dp} if model.dp else {})  # the spent privacy budget travels along
     json_path = json_path or os.path.join(workdir, "eval", "eval.json")
     return evaluate(images, labels, real, options=options, generator_data=model.data, source=source,
                     json_path=json_path, report_dir=report_dir, fd_history=report.read_fd_history(workdir),
