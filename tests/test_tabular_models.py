@@ -150,6 +150,7 @@ def trained(csv_path, tmp_path_factory):
                 final_resumed=host(final_resumed))
 
 
+@pytest.mark.slow  # the module's trained runs: ~20 s of training on 2 cores
 def test_a_stopped_table_run_resumes_bitwise(trained):
     assert int(trained["first"].step) == 2 and int(trained["final"].step) == 4
     assert trees_differ(trained["first"].g_params, trained["final"].g_params)
@@ -179,6 +180,7 @@ def _sample(workdir, out, **kwargs):
     return read_table_shards(str(out))
 
 
+@pytest.mark.slow  # the module's trained runs: ~20 s of training on 2 cores
 def test_conditional_sampling_returns_only_the_asked_value(trained, tmp_path):
     frame = _sample(trained["straight"], tmp_path / "south", condition="city=south")
     assert len(frame) == 300 and set(frame["city"]) == {"south"}
@@ -188,6 +190,7 @@ def test_conditional_sampling_returns_only_the_asked_value(trained, tmp_path):
     assert len(set(free["city"])) > 1
 
 
+@pytest.mark.slow  # the module's trained runs: ~20 s of training on 2 cores
 def test_sampling_is_deterministic_and_resumes_to_the_same_files(trained, tmp_path):
     first = _sample(trained["straight"], tmp_path / "a", fmt="csv")
     out = tmp_path / "b"
@@ -209,6 +212,7 @@ def test_sampling_is_deterministic_and_resumes_to_the_same_files(trained, tmp_pa
     pd.testing.assert_frame_equal(longer.iloc[:300].reset_index(drop=True), first)
 
 
+@pytest.mark.slow  # the module's trained runs: ~20 s of training on 2 cores
 def test_table_errors_are_clear(trained, csv_path, tmp_path):
     with pytest.raises(SampleOutputError, match="no value 'west'"):
         _sample(trained["straight"], tmp_path / "x", condition="city=west")
